@@ -1,0 +1,131 @@
+// Package config reads and validates the agent's configuration file, one
+// versioned YAML document (default /etc/steady/steady.yaml).
+//
+// Decoding is strict: an unknown or misspelt key, a value of the wrong type
+// and every failed validation rule is reported with the file, line and key,
+// and all problems are reported together. The agent validates the whole
+// configuration before it starts anything, and never changes it while it
+// runs: a Config is a plain value that its users copy or read.
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// CurrentVersion is the configuration format this steady reads and writes.
+const CurrentVersion = 1
+
+// Config is the whole agent configuration.
+type Config struct {
+	Version int     `yaml:"version"`
+	Node    Node    `yaml:"node"`
+	DataDir string  `yaml:"data_dir"`
+	Log     Log     `yaml:"log"`
+	API     API     `yaml:"api"`
+	Store   Store   `yaml:"store"`
+	Events  Events  `yaml:"events"`
+	Uevents Uevents `yaml:"uevents"`
+}
+
+// Node names this node.
+type Node struct {
+	// Name is the node's name in the cluster; empty means the host name.
+	Name string `yaml:"name"`
+}
+
+// Log selects the agent's log output.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // text or json
+}
+
+// API configures the local socket and the metrics listener.
+type API struct {
+	Socket string `yaml:"socket"`
+	// SocketGroup owns the socket (mode 0660) when that group exists.
+	SocketGroup string `yaml:"socket_group"`
+	// AdminGroup's members may change things; ReadGroup's members may read.
+	AdminGroup string `yaml:"admin_group"`
+	ReadGroup  string `yaml:"read_group"`
+	// MetricsAddress, when set, serves /metrics over plain HTTP on TCP.
+	MetricsAddress string `yaml:"metrics_address"`
+}
+
+// Store configures the embedded etcd member.
+type Store struct {
+	Heartbeat Duration `yaml:"heartbeat"`
+	Election  Duration `yaml:"election"`
+	// QuotaBytes is etcd's backend quota.
+	QuotaBytes Size `yaml:"quota_bytes"`
+	// StartTimeout bounds how long the agent waits for the store to serve.
+	StartTimeout Duration `yaml:"start_timeout"`
+}
+
+// Events configures the journal and the script subscribers.
+type Events struct {
+	MaxBytes          Size     `yaml:"max_bytes"`
+	MaxAge            Duration `yaml:"max_age"`
+	SegmentBytes      Size     `yaml:"segment_bytes"`
+	SubscriberTimeout Duration `yaml:"subscriber_timeout"`
+	SubscriberRetries int      `yaml:"subscriber_retries"`
+}
+
+// Uevents configures the kernel uevent listener.
+type Uevents struct {
+	Enabled bool `yaml:"enabled"`
+	// ReceiveBuffer is the socket buffer asked of the kernel; a bigger one
+	// loses fewer events in bursts.
+	ReceiveBuffer Size `yaml:"receive_buffer"`
+}
+
+// Default returns the configuration used when no file is given.
+func Default() Config {
+	return Config{
+		Version: CurrentVersion,
+		DataDir: "/var/lib/steady",
+		Log:     Log{Level: "info", Format: "text"},
+		API: API{
+			Socket:      "/run/steady/steady.sock",
+			SocketGroup: "steady",
+			AdminGroup:  "steady-admin",
+			ReadGroup:   "steady",
+		},
+		Store: Store{
+			Heartbeat:    Duration(50 * time.Millisecond),
+			Election:     Duration(500 * time.Millisecond),
+			QuotaBytes:   2 << 30,
+			StartTimeout: Duration(30 * time.Second),
+		},
+		Events: Events{
+			MaxBytes:          256 << 20,
+			MaxAge:            Duration(30 * 24 * time.Hour),
+			SegmentBytes:      16 << 20,
+			SubscriberTimeout: Duration(60 * time.Second),
+			SubscriberRetries: 5,
+		},
+		Uevents: Uevents{Enabled: true, ReceiveBuffer: 8 << 20},
+	}
+}
+
+// Dev adapts c to development mode: one node, everything under dir
+// (normally ./.steady), no system paths touched.
+func (c Config) Dev(dir string) Config {
+	c.DataDir = dir
+	c.API.Socket = filepath.Join(dir, "steady.sock")
+	return c
+}
+
+// NodeName returns the configured node name or the host name.
+func (c Config) NodeName() (string, error) {
+	if c.Node.Name != "" {
+		return c.Node.Name, nil
+	}
+	h, err := os.Hostname()
+	if err != nil {
+		return "", fmt.Errorf("config: node.name is empty and the host name is unknown: %w", err)
+	}
+	return h, nil
+}

@@ -1,0 +1,62 @@
+package config
+
+// DefaultFile is the commented configuration that
+// "steady agent --print-default-config" prints. Every value in it is the
+// default; a test checks that it parses to Default().
+const DefaultFile = `# steady agent configuration (/etc/steady/steady.yaml).
+# Every key is optional except version; the values below are the defaults.
+# Unknown keys are errors. The agent reads this file once at start.
+version: 1
+
+node:
+  # Name of this node in the cluster. Empty: the host name.
+  name: ""
+
+# Node-local state: event journal, embedded store, process tags.
+data_dir: /var/lib/steady
+
+log:
+  level: info     # debug, info, warn, error
+  format: text    # text or json (also --log-format)
+
+api:
+  # Local API socket, mode 0660. The CLI finds it here, or through
+  # STEADY_SOCKET or --socket.
+  socket: /run/steady/steady.sock
+  # Group that owns the socket, when the group exists.
+  socket_group: steady
+  # Members of admin_group (and root) may change things; members of
+  # read_group (and the agent's own user) may read. Everyone else gets 403.
+  admin_group: steady-admin
+  read_group: steady
+  # Serve Prometheus metrics over plain HTTP on this TCP address as well as
+  # on the socket (e.g. 127.0.0.1:9464). Empty: socket only.
+  metrics_address: ""
+
+store:
+  # Raft heartbeat and election timeout of the embedded etcd. Below ~300ms
+  # of election timeout, scheduling stalls on busy VMs cause flapping.
+  heartbeat: 50ms
+  election: 500ms
+  # etcd backend quota.
+  quota_bytes: 2GiB
+  # How long the agent waits for the store before giving up at start.
+  start_timeout: 30s
+
+events:
+  # Journal retention: the oldest segments are removed when the journal
+  # is larger than max_bytes or their newest event is older than max_age.
+  max_bytes: 256MiB
+  max_age: 720h
+  segment_bytes: 16MiB
+  # Script subscribers: one run may take this long before it is killed;
+  # a failed run is retried this many times (with backoff) before the
+  # event is skipped for that subscriber.
+  subscriber_timeout: 1m0s
+  subscriber_retries: 5
+
+uevents:
+  # Publish kernel uevents (NETLINK_KOBJECT_UEVENT) as EC_dev events.
+  enabled: true
+  receive_buffer: 8MiB
+`

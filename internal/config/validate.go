@@ -1,0 +1,95 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"path/filepath"
+	"regexp"
+	"time"
+)
+
+// maxSocketPath is the room in sockaddr_un.sun_path, less the final NUL.
+const maxSocketPath = 107
+
+var nodeNameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._-]{0,62})$`)
+
+// Validate checks the configuration as a whole and returns an *Error with
+// every problem, or nil.
+func (c Config) Validate() error {
+	var ps []Problem
+	bad := func(key, format string, args ...any) {
+		ps = append(ps, Problem{Key: key, Msg: fmt.Sprintf(format, args...)})
+	}
+	switch c.Version {
+	case CurrentVersion:
+	case 0:
+		bad("version", "missing; the first line of the file should be \"version: %d\"", CurrentVersion)
+	default:
+		bad("version", "format version %d is not supported; this steady reads version %d", c.Version, CurrentVersion)
+	}
+	if c.Node.Name != "" && !nodeNameRE.MatchString(c.Node.Name) {
+		bad("node.name", "%q is not a valid node name (letters, digits, . _ -, at most 63, starting with a letter or digit)", c.Node.Name)
+	}
+	if !filepath.IsAbs(c.DataDir) {
+		bad("data_dir", "%q must be an absolute path", c.DataDir)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q is not a level; use debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format", "%q is not a format; use text or json", c.Log.Format)
+	}
+	switch {
+	case !filepath.IsAbs(c.API.Socket):
+		bad("api.socket", "%q must be an absolute path", c.API.Socket)
+	case len(c.API.Socket) > maxSocketPath:
+		bad("api.socket", "the path is %d bytes long; a Unix socket path may have at most %d", len(c.API.Socket), maxSocketPath)
+	}
+	if c.API.MetricsAddress != "" {
+		if _, _, err := net.SplitHostPort(c.API.MetricsAddress); err != nil {
+			bad("api.metrics_address", "%q is not host:port (e.g. 127.0.0.1:9464)", c.API.MetricsAddress)
+		}
+	}
+	hb, el := c.Store.Heartbeat.D(), c.Store.Election.D()
+	if hb < 10*time.Millisecond || hb > 5*time.Second {
+		bad("store.heartbeat", "%v is outside 10ms..5s", hb)
+	}
+	if el < 5*hb {
+		bad("store.election", "%v must be at least 5 times store.heartbeat (%v); 10 times is usual", el, hb)
+	} else if el > 50*time.Second {
+		bad("store.election", "%v is more than etcd's limit of 50s", el)
+	}
+	if q := c.Store.QuotaBytes; q < 16<<20 || q > 64<<30 {
+		bad("store.quota_bytes", "%v is outside 16MiB..64GiB", q)
+	}
+	if t := c.Store.StartTimeout.D(); t < time.Second {
+		bad("store.start_timeout", "%v is too short; give the store at least 1s", t)
+	}
+	e := c.Events
+	if e.SegmentBytes < 64<<10 || e.SegmentBytes > 1<<30 {
+		bad("events.segment_bytes", "%v is outside 64KiB..1GiB", e.SegmentBytes)
+	}
+	if e.MaxBytes < 2*e.SegmentBytes {
+		bad("events.max_bytes", "%v must be at least twice events.segment_bytes (%v)", e.MaxBytes, e.SegmentBytes)
+	}
+	if e.MaxAge.D() < time.Minute {
+		bad("events.max_age", "%v is shorter than the minimum of 1m", e.MaxAge.D())
+	}
+	if t := e.SubscriberTimeout.D(); t < 100*time.Millisecond || t > 24*time.Hour {
+		bad("events.subscriber_timeout", "%v is outside 100ms..24h", t)
+	}
+	if e.SubscriberRetries < 0 || e.SubscriberRetries > 100 {
+		bad("events.subscriber_retries", "%d is outside 0..100", e.SubscriberRetries)
+	}
+	if b := c.Uevents.ReceiveBuffer; b < 64<<10 || b > 256<<20 {
+		bad("uevents.receive_buffer", "%v is outside 64KiB..256MiB", b)
+	}
+	if len(ps) > 0 {
+		return &Error{Problems: ps}
+	}
+	return nil
+}
