@@ -1,0 +1,122 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+
+	"github.com/steady-ha/steady/api"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// Status describes the store for "steady status".
+func (s *Store) Status(ctx context.Context) api.StoreStatus {
+	st := api.StoreStatus{Mode: "embedded", Member: s.name, Role: "down"}
+	srv := s.etcd.Server
+	members := srv.Cluster().Members()
+	st.Members = len(members)
+	lead := srv.Leader()
+	for _, m := range members {
+		if uint64(m.ID) == uint64(lead) {
+			st.Leader = m.Name
+		}
+	}
+	resp, err := s.cli.Get(ctx, Prefix, countOnly()...)
+	if err != nil {
+		st.Error = err.Error()
+		return st
+	}
+	st.Revision = resp.Header.Revision
+	st.DBSize = srv.Backend().Size()
+	switch {
+	case srv.IsLearner():
+		st.Role = "learner"
+	case lead == srv.MemberID():
+		st.Role = "leader"
+	case lead == 0:
+		st.Role = "no leader"
+	default:
+		st.Role = "follower"
+	}
+	return st
+}
+
+// Health reports whether the store serves, and why not.
+func (s *Store) Health(ctx context.Context) (api.Health, string) {
+	st := s.Status(ctx)
+	switch {
+	case st.Error != "":
+		return api.HealthFailed, st.Error
+	case st.Role == "no leader":
+		return api.HealthDegraded, "no raft leader"
+	}
+	return api.HealthOK, fmt.Sprintf("%s member %s, %s, revision %d", st.Mode, st.Member, st.Role, st.Revision)
+}
+
+// newZapLogger routes etcd's zap logs into slog. etcd's info messages
+// are the chatter of a database starting and serving, so they become
+// debug; warnings and errors stay. Errors logged while the store is
+// closing ("server closed") are expected and dropped to debug.
+func newZapLogger(l *slog.Logger, closing *atomic.Bool) *zap.Logger {
+	return zap.New(&slogCore{h: l.Handler(), closing: closing})
+}
+
+type slogCore struct {
+	h       slog.Handler
+	closing *atomic.Bool
+}
+
+// benign are etcd warnings that do not apply to an embedded member
+// reached in process.
+var benign = map[string]bool{
+	"Running http and grpc server on single port. This is not recommended for production.": true,
+}
+
+func (c *slogCore) level(l zapcore.Level, msg string) slog.Level {
+	switch {
+	case benign[msg]:
+		return slog.LevelDebug
+	case l >= zapcore.ErrorLevel && !c.closing.Load():
+		return slog.LevelError
+	case l >= zapcore.WarnLevel && !c.closing.Load():
+		return slog.LevelWarn
+	}
+	return slog.LevelDebug
+}
+
+func (c *slogCore) Enabled(l zapcore.Level) bool {
+	return c.h.Enabled(context.Background(), c.level(l, "")) || c.h.Enabled(context.Background(), slog.LevelDebug)
+}
+
+func (c *slogCore) With(fields []zapcore.Field) zapcore.Core {
+	return &slogCore{h: c.h.WithAttrs(zapAttrs(fields)), closing: c.closing}
+}
+
+func (c *slogCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if c.h.Enabled(context.Background(), c.level(e.Level, e.Message)) {
+		return ce.AddCore(e, c)
+	}
+	return ce
+}
+
+func (c *slogCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
+	r := slog.NewRecord(e.Time, c.level(e.Level, e.Message), e.Message, 0)
+	r.AddAttrs(zapAttrs(fields)...)
+	return c.h.Handle(context.Background(), r)
+}
+
+func (c *slogCore) Sync() error { return nil }
+
+func zapAttrs(fields []zapcore.Field) []slog.Attr {
+	enc := zapcore.NewMapObjectEncoder()
+	for _, f := range fields {
+		f.AddTo(enc)
+	}
+	attrs := make([]slog.Attr, 0, len(enc.Fields))
+	for k, v := range enc.Fields {
+		attrs = append(attrs, slog.Any(k, v))
+	}
+	return attrs
+}
