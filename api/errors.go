@@ -41,6 +41,27 @@ const (
 	ExitRefused     = 8
 )
 
+// ExitStatuses describes every exit status of the steady CLI, in order.
+func ExitStatuses() []ExitStatusRow {
+	return []ExitStatusRow{
+		{ExitOK, "success"},
+		{ExitFailure, "failure: an unexpected error, or a check that found a problem"},
+		{ExitUsage, "usage: a bad command line, or a request the agent rejected as invalid"},
+		{ExitPermission, "permission denied"},
+		{ExitNotFound, "the named object does not exist"},
+		{ExitConflict, "conflict: the object exists already, its state forbids the change, or another operation holds it"},
+		{ExitUnavailable, "unavailable: the agent is not running or cannot be reached, or its store cannot serve"},
+		{ExitTimeout, "the operation did not finish in time"},
+		{ExitRefused, "refused by a party that was consulted"},
+	}
+}
+
+// ExitStatusRow is one line of ExitStatuses.
+type ExitStatusRow struct {
+	Status  int
+	Meaning string
+}
+
 type codeInfo struct {
 	status int
 	exit   int

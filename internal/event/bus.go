@@ -155,9 +155,23 @@ func (b *Bus) Subscribe(after uint64, f Filter) *Subscription {
 	return &Subscription{j: b.j, filter: f, after: after}
 }
 
+// ErrNoMore is returned by NextAvailable when no matching event is
+// available yet.
+var ErrNoMore = errors.New("event: no more events for now")
+
 // Next blocks until a matching event is available or ctx ends. It returns
 // a *GapError (once, then continues) when retention removed unread events.
 func (s *Subscription) Next(ctx context.Context) (Event, error) {
+	return s.next(ctx, true)
+}
+
+// NextAvailable is Next without waiting: ErrNoMore when nothing matching
+// is available now.
+func (s *Subscription) NextAvailable() (Event, error) {
+	return s.next(context.Background(), false)
+}
+
+func (s *Subscription) next(ctx context.Context, wait bool) (Event, error) {
 	for {
 		for len(s.buf) > 0 {
 			ev := s.buf[0]
@@ -180,6 +194,9 @@ func (s *Subscription) Next(ctx context.Context) (Event, error) {
 				return Event{}, &GapError{After: prev, Next: evs[0].Seq}
 			}
 			continue
+		}
+		if !wait {
+			return Event{}, ErrNoMore
 		}
 		select {
 		case <-changed:
@@ -220,4 +237,45 @@ func (c journalCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descJournalBytes, prometheus.GaugeValue, float64(st.Bytes))
 	ch <- prometheus.MustNewConstMetric(descJournalSegs, prometheus.GaugeValue, float64(st.Segments))
 	ch <- prometheus.MustNewConstMetric(descLastSeq, prometheus.GaugeValue, float64(st.LastSeq))
+}
+
+// Tail returns the newest n events that match f, oldest first. It reads
+// backwards in growing windows, so a rare class costs more than a common
+// one but neither reads the whole journal unless it must.
+func (b *Bus) Tail(f Filter, n int) ([]Event, error) {
+	if n <= 0 {
+		return nil, nil
+	}
+	last, first := b.j.LastSeq(), b.j.FirstSeq()
+	window := uint64(max(4*n, 256))
+	for {
+		start := first
+		if last >= window && last-window+1 > first {
+			start = last - window + 1
+		}
+		var matched []Event
+		after := start - 1
+		for after < last {
+			evs, err := b.j.Read(after, 1024)
+			if err != nil {
+				return nil, err
+			}
+			if len(evs) == 0 {
+				break
+			}
+			for i := range evs {
+				if f.Match(&evs[i]) {
+					matched = append(matched, evs[i])
+				}
+			}
+			after = evs[len(evs)-1].Seq
+		}
+		if len(matched) >= n || start <= first {
+			if len(matched) > n {
+				matched = matched[len(matched)-n:]
+			}
+			return matched, nil
+		}
+		window *= 4
+	}
 }

@@ -621,6 +621,16 @@ func (j *Journal) retainLocked() {
 	}
 }
 
+// Err is the write error that stopped the journal, or nil.
+func (j *Journal) Err() error {
+	j.mu.RLock()
+	defer j.mu.RUnlock()
+	if j.werr == ErrClosed {
+		return nil
+	}
+	return j.werr
+}
+
 // LastSeq is the sequence number of the newest durable event (0: none).
 func (j *Journal) LastSeq() uint64 {
 	j.mu.RLock()

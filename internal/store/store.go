@@ -289,3 +289,7 @@ func (s *Store) Delete(ctx context.Context, key string) (bool, error) {
 	}
 	return resp.Deleted > 0, nil
 }
+
+// Err reports a fatal failure of the embedded member after it started; the
+// agent stops when it fires.
+func (s *Store) Err() <-chan error { return s.etcd.Err() }

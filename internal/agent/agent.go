@@ -1,0 +1,393 @@
+// Package agent is the composition root of "steady agent", the per-node
+// daemon. New builds every subsystem in dependency order and, when a step
+// fails, closes what the earlier steps opened; Run serves until the
+// context ends or a subsystem fails; Close shuts down in the order
+// documented on it. The agent wires parts together and reports their
+// health; it holds none of their logic.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/steady-ha/steady/api"
+	"github.com/steady-ha/steady/internal/auth"
+	"github.com/steady-ha/steady/internal/config"
+	"github.com/steady-ha/steady/internal/event"
+	"github.com/steady-ha/steady/internal/server"
+	"github.com/steady-ha/steady/internal/store"
+	"github.com/steady-ha/steady/internal/version"
+	"golang.org/x/sys/unix"
+)
+
+// Classes and subclasses the agent publishes.
+const (
+	SubclassStarted  = "ESC_agent_started"
+	SubclassStopping = "ESC_agent_stopping"
+	nodeSchema       = 1
+)
+
+// Options configures New.
+type Options struct {
+	Config config.Config
+	Logger *slog.Logger
+}
+
+// Agent is one running steady agent.
+type Agent struct {
+	cfg     config.Config
+	log     *slog.Logger
+	node    string
+	started time.Time
+
+	lock     *os.File
+	registry *prometheus.Registry
+	journal  *event.Journal
+	bus      *event.Bus
+	store    *store.Store
+	subs     *event.Subscribers
+	uevents  *event.UeventListener
+	server   *server.Server
+
+	bg       sync.WaitGroup // background goroutines owned by the agent
+	bgCancel context.CancelFunc
+	fatal    chan error
+
+	mu        sync.Mutex // guards ueventErr and closed
+	ueventErr error
+	closed    bool
+
+	// crashedPID is the pid the lock file still held at start: the previous
+	// agent did not stop cleanly (Close empties the file).
+	crashedPID string
+}
+
+// NodeRecord is what the agent stores about its node.
+type NodeRecord struct {
+	Name    string    `json:"name"`
+	Version string    `json:"version"`
+	Started time.Time `json:"started"`
+	PID     int       `json:"pid"`
+}
+
+// New builds and starts the agent: data directory lock, metrics, event
+// journal and bus, store, script subscribers, uevent listener, API server.
+// On error everything already opened is closed again.
+func New(ctx context.Context, opts Options) (a *Agent, err error) {
+	cfg := opts.Config
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	node, err := cfg.NodeName()
+	if err != nil {
+		return nil, err
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	a = &Agent{cfg: cfg, log: log, node: node, started: time.Now(), fatal: make(chan error, 4)}
+	defer func() {
+		if err != nil {
+			a.Close()
+			a = nil
+		}
+	}()
+
+	// 1. The data directory, locked against a second agent.
+	if err := a.lockDataDir(); err != nil {
+		return nil, err
+	}
+	// 2. Metrics. etcd registers its own on the default registry, which
+	// also carries the Go and process collectors; /metrics serves both.
+	a.registry = prometheus.NewRegistry()
+	gatherer := prometheus.Gatherers{a.registry, prometheus.DefaultGatherer}
+
+	// 3. The event journal and bus: everything after may publish.
+	a.journal, err = event.OpenJournal(event.JournalOptions{
+		Dir:          filepath.Join(cfg.DataDir, "events", "journal"),
+		SegmentBytes: int64(cfg.Events.SegmentBytes),
+		MaxBytes:     int64(cfg.Events.MaxBytes),
+		MaxAge:       cfg.Events.MaxAge.D(),
+		Logger:       log.With("component", "journal"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if a.bus, err = event.NewBus(a.journal, node, a.registry); err != nil {
+		return nil, err
+	}
+
+	// 4. The store.
+	a.store, err = store.Open(ctx, store.Options{
+		Dir:          filepath.Join(cfg.DataDir, "store"),
+		Name:         node,
+		Heartbeat:    cfg.Store.Heartbeat.D(),
+		Election:     cfg.Store.Election.D(),
+		QuotaBytes:   int64(cfg.Store.QuotaBytes),
+		StartTimeout: cfg.Store.StartTimeout.D(),
+		Logger:       log.With("component", "store"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	rec := NodeRecord{Name: node, Version: version.Version, Started: a.started.UTC(), PID: os.Getpid()}
+	if _, err := a.store.Put(ctx, "nodes/"+node, nodeSchema, rec); err != nil {
+		return nil, fmt.Errorf("agent: recording the node in the store: %w", err)
+	}
+
+	bgCtx, cancel := context.WithCancel(context.Background())
+	a.bgCancel = cancel
+
+	// 5. Script subscribers.
+	a.subs, err = event.NewSubscribers(event.SubscribersOptions{
+		Dir:        filepath.Join(cfg.DataDir, "events", "subscribers"),
+		Bus:        a.bus,
+		Timeout:    cfg.Events.SubscriberTimeout.D(),
+		Retries:    cfg.Events.SubscriberRetries,
+		Logger:     log.With("component", "subscribers"),
+		Registerer: a.registry,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.subs.Start()
+
+	// 6. Kernel uevents.
+	if cfg.Uevents.Enabled {
+		a.uevents, err = event.OpenUevents(a.bus, int(cfg.Uevents.ReceiveBuffer), log.With("component", "uevents"), a.registry)
+		if err != nil {
+			return nil, err
+		}
+		a.bg.Add(1)
+		go func() {
+			defer a.bg.Done()
+			if err := a.uevents.Run(bgCtx); err != nil {
+				a.mu.Lock()
+				a.ueventErr = err
+				a.mu.Unlock()
+				log.Error("uevent listener stopped", "err", err)
+			}
+		}()
+	}
+
+	// 7. The API, last: once it answers, everything behind it works.
+	a.server, err = server.New(server.Options{
+		Socket:         cfg.API.Socket,
+		SocketGroup:    cfg.API.SocketGroup,
+		MetricsAddress: cfg.API.MetricsAddress,
+		Policy: auth.NewPolicy(auth.PolicyOptions{
+			AdminGroup: cfg.API.AdminGroup, ReadGroup: cfg.API.ReadGroup, AgentUID: uint32(os.Getuid()),
+		}),
+		Logger:      log.With("component", "api"),
+		Gatherer:    gatherer,
+		Registerer:  a.registry,
+		Status:      a.Status,
+		Bus:         a.bus,
+		Subscribers: a.subs,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := a.server.Start(); err != nil {
+		return nil, err
+	}
+
+	a.bg.Add(1)
+	go func() {
+		defer a.bg.Done()
+		select {
+		case err := <-a.store.Err():
+			if err != nil {
+				a.fatal <- fmt.Errorf("agent: the store failed: %w", err)
+			}
+		case <-bgCtx.Done():
+		}
+	}()
+
+	started := api.Attrs{
+		"version": api.String(version.Version), "pid": api.Int(int64(os.Getpid())), "data_dir": api.String(cfg.DataDir),
+		"previous_stop": api.String("clean"),
+	}
+	if a.crashedPID != "" {
+		started["previous_stop"] = api.String("unclean")
+		started["previous_pid"] = api.String(a.crashedPID)
+		log.Warn("the previous agent did not stop cleanly", "previous_pid", a.crashedPID)
+	}
+	if _, err := a.bus.Publisher("steady:agent").Publish(ctx, event.ClassSteady, SubclassStarted, started); err != nil {
+		return nil, err
+	}
+	log.Info("agent started", "node", node, "version", version.Version, "socket", cfg.API.Socket, "data_dir", cfg.DataDir)
+	return a, nil
+}
+
+// lockDataDir creates the data directory and takes an exclusive lock on
+// its lock file, which holds the agent's pid while it runs.
+func (a *Agent) lockDataDir() error {
+	dir := a.cfg.DataDir
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("agent: data directory: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "agent.lock"), os.O_RDWR|os.O_CREATE, 0o640)
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		b, _ := os.ReadFile(f.Name())
+		f.Close()
+		if pid := strings.TrimSpace(string(b)); pid != "" {
+			return fmt.Errorf("agent: data directory %s is in use by another agent (pid %s)", dir, pid)
+		}
+		return fmt.Errorf("agent: data directory %s is in use by another agent", dir)
+	}
+	if b, err := os.ReadFile(f.Name()); err == nil {
+		a.crashedPID = strings.TrimSpace(string(b))
+	}
+	f.Truncate(0)
+	f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	a.lock = f
+	return nil
+}
+
+// Run serves until ctx ends (normally on SIGTERM or SIGINT) or a subsystem
+// fails, then closes the agent. It returns the failure, if any.
+func (a *Agent) Run(ctx context.Context) error {
+	var err error
+	select {
+	case <-ctx.Done():
+		a.log.Info("agent stopping", "reason", context.Cause(ctx))
+	case err = <-a.fatal:
+		a.log.Error("agent stopping after a failure", "err", err)
+	}
+	if cerr := a.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Close shuts the agent down, in this order:
+//
+//  1. publish EC_steady/ESC_agent_stopping, while everything still runs;
+//  2. stop the API server: no new requests, event streams end, requests in
+//     flight get up to five seconds;
+//  3. stop the uevent listener and the agent's background goroutines;
+//  4. stop the script subscribers, killing runs in progress (their events
+//     are delivered again after the next start);
+//  5. close the store, stopping the embedded etcd member;
+//  6. close the event journal, after which nothing can publish;
+//  7. release the data directory lock.
+//
+// Close is idempotent and also undoes a partly built agent.
+func (a *Agent) Close() error {
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return nil
+	}
+	a.closed = true
+	a.mu.Unlock()
+	var errs []error
+	if a.bus != nil && a.server != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if _, err := a.bus.Publisher("steady:agent").Publish(ctx, event.ClassSteady, SubclassStopping, api.Attrs{"pid": api.Int(int64(os.Getpid()))}); err != nil {
+			errs = append(errs, err)
+		}
+		cancel()
+	}
+	if a.server != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := a.server.Close(ctx); err != nil {
+			errs = append(errs, err)
+		}
+		cancel()
+	}
+	if a.bgCancel != nil {
+		a.bgCancel()
+	}
+	if a.uevents != nil {
+		a.uevents.Close()
+	}
+	a.bg.Wait()
+	if a.subs != nil {
+		errs = append(errs, a.subs.Close())
+	}
+	if a.store != nil {
+		errs = append(errs, a.store.Close())
+	}
+	if a.journal != nil {
+		errs = append(errs, a.journal.Close())
+	}
+	if a.lock != nil {
+		a.lock.Truncate(0)
+		errs = append(errs, a.lock.Close())
+	}
+	err := errors.Join(errs...)
+	if err == nil && a.server != nil {
+		a.log.Info("agent stopped")
+	}
+	return err
+}
+
+// Node is the node's name.
+func (a *Agent) Node() string { return a.node }
+
+// Bus is the agent's event bus.
+func (a *Agent) Bus() *event.Bus { return a.bus }
+
+// Store is the agent's store.
+func (a *Agent) Store() *store.Store { return a.store }
+
+// MetricsAddr is the bound TCP metrics address, or "".
+func (a *Agent) MetricsAddr() string { return a.server.MetricsAddr() }
+
+// Status reports the node, the store and the health of each subsystem.
+func (a *Agent) Status(ctx context.Context) api.Status {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	js := a.journal.Stats()
+	st := api.Status{
+		Node: a.node, Version: version.Version, PID: os.Getpid(),
+		Started: a.started.UTC(), Uptime: api.Duration(time.Since(a.started).Round(time.Second)),
+		DataDir: a.cfg.DataDir,
+		Store:   a.store.Status(ctx),
+		Events: api.EventsStatus{FirstSeq: js.FirstSeq, LastSeq: js.LastSeq, Segments: js.Segments, Bytes: js.Bytes,
+			Subscribers: len(a.subs.List())},
+	}
+	add := func(name string, h api.Health, detail string) {
+		st.Subsystems = append(st.Subsystems, api.SubsystemStatus{Name: name, Health: h, Detail: detail})
+	}
+	h, detail := a.store.Health(ctx)
+	add("store", h, detail)
+	if err := a.journal.Err(); err != nil {
+		add("events", api.HealthFailed, err.Error())
+	} else {
+		add("events", api.HealthOK, fmt.Sprintf("journal of %d segment(s), last sequence %d", js.Segments, js.LastSeq))
+	}
+	if n := a.subs.Failing(); n > 0 {
+		add("subscribers", api.HealthDegraded, fmt.Sprintf("%d of %d subscriber(s) failed on their last event", n, st.Events.Subscribers))
+	} else {
+		add("subscribers", api.HealthOK, fmt.Sprintf("%d subscriber(s)", st.Events.Subscribers))
+	}
+	a.mu.Lock()
+	uerr := a.ueventErr
+	a.mu.Unlock()
+	switch {
+	case a.uevents == nil:
+		add("uevents", api.HealthOK, "disabled in the configuration")
+	case uerr != nil:
+		add("uevents", api.HealthFailed, uerr.Error())
+	default:
+		add("uevents", api.HealthOK, fmt.Sprintf("listening, last kernel SEQNUM %d", a.uevents.LastSeqnum()))
+	}
+	add("api", api.HealthOK, "serving on "+a.cfg.API.Socket)
+	return st
+}
