@@ -20,9 +20,9 @@ func TestDefaultFileParsesToDefault(t *testing.T) {
 
 func TestParse(t *testing.T) {
 	tests := []struct {
-		name string
-		in   string
-		want []string // substrings of the error, all required; none means success
+		name  string
+		in    string
+		want  []string // substrings of the error, all required; none means success
 		check func(t *testing.T, c Config)
 	}{
 		{

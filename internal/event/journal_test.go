@@ -131,8 +131,8 @@ func TestJournalSequenceSurvivesRestart(t *testing.T) {
 
 func TestJournalCutsTornTail(t *testing.T) {
 	for _, garbage := range [][]byte{
-		{0x10},                         // a partial record header
-		{40, 0, 0, 0, 1, 2, 3, 4, 5},   // a header whose payload never made it
+		{0x10},                        // a partial record header
+		{40, 0, 0, 0, 1, 2, 3, 4, 5},  // a header whose payload never made it
 		make([]byte, recordHeader+40), // a zeroed record (bad length)
 	} {
 		t.Run(fmt.Sprintf("%d bytes", len(garbage)), func(t *testing.T) {

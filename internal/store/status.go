@@ -72,7 +72,7 @@ type slogCore struct {
 // reached in process.
 var benign = map[string]bool{
 	"Running http and grpc server on single port. This is not recommended for production.": true,
-	"simple token is not cryptographically signed": true, // etcd auth is not used
+	"simple token is not cryptographically signed":                                         true, // etcd auth is not used
 }
 
 func (c *slogCore) level(l zapcore.Level, msg string) slog.Level {
