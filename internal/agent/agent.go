@@ -82,7 +82,7 @@ type NodeRecord struct {
 // New builds and starts the agent: data directory lock, metrics, event
 // journal and bus, store, script subscribers, uevent listener, API server.
 // On error everything already opened is closed again.
-func New(ctx context.Context, opts Options) (a *Agent, err error) {
+func New(ctx context.Context, opts Options) (_ *Agent, err error) {
 	cfg := opts.Config
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -95,11 +95,12 @@ func New(ctx context.Context, opts Options) (a *Agent, err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	a = &Agent{cfg: cfg, log: log, node: node, started: time.Now(), fatal: make(chan error, 4)}
+	a := &Agent{cfg: cfg, log: log, node: node, started: time.Now(), fatal: make(chan error, 4)}
 	defer func() {
+		// Undo whatever the failed step left open; a is this function's
+		// own reference, untouched by "return nil, err".
 		if err != nil {
 			a.Close()
-			a = nil
 		}
 	}()
 

@@ -18,6 +18,7 @@ import (
 	"github.com/steady-ha/steady/api"
 	"github.com/steady-ha/steady/api/client"
 	"github.com/steady-ha/steady/internal/compat"
+	"github.com/steady-ha/steady/internal/config"
 )
 
 // Main runs steady with args (args[0] is the name it was started under)
@@ -93,12 +94,13 @@ func (e *silentExit) Error() string { return fmt.Sprintf("exit status %d", e.sta
 func exitStatus(err error) int {
 	var se *silentExit
 	var ue *usageError
+	var ce *config.Error
 	switch {
 	case err == nil:
 		return api.ExitOK
 	case errors.As(err, &se):
 		return se.status
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.As(err, &ce):
 		return api.ExitUsage
 	}
 	var ae *api.Error

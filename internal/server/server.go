@@ -253,14 +253,15 @@ const maxBody = 1 << 20
 // decodeBody reads exactly one JSON object into v, refusing unknown
 // fields, trailing data and bodies over 1 MiB.
 func decodeBody(r *http.Request, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody+1))
+	lr := &io.LimitedReader{R: r.Body, N: maxBody + 1}
+	dec := json.NewDecoder(lr)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		switch {
+		case lr.N <= 0:
+			return api.Errorf(api.CodeInvalid, "request body: larger than %d bytes", maxBody)
 		case errors.Is(err, io.EOF):
 			return api.Errorf(api.CodeInvalid, "request body: empty; a JSON object is required")
-		case strings.Contains(err.Error(), "unexpected EOF") && dec.InputOffset() > maxBody:
-			return api.Errorf(api.CodeInvalid, "request body: larger than %d bytes", maxBody)
 		}
 		return api.Errorf(api.CodeInvalid, "request body: %s", strings.TrimPrefix(err.Error(), "json: "))
 	}

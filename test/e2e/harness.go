@@ -1,0 +1,318 @@
+// Package e2e runs the real steady binary as separate processes. This file
+// is the single-host part of the test harness: build the binary once, start
+// an agent with its own data directory and socket, run CLI commands against
+// it (optionally as another user), stop it or kill it with SIGKILL.
+//
+// Tests call Binary and StartAgent; everything they start is cleaned up by
+// t.Cleanup, also when the test fails.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"syscall"
+	"testing"
+	"text/template"
+	"time"
+
+	"github.com/steady-ha/steady/api/client"
+)
+
+var build struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// Binary builds cmd/steady once per test process and returns its path, in
+// a directory every user may read, so that commands can run as others.
+func Binary(t testing.TB) string {
+	t.Helper()
+	build.once.Do(func() {
+		dir, err := os.MkdirTemp("", "steady-e2e-bin-")
+		if err != nil {
+			build.err = err
+			return
+		}
+		os.Chmod(dir, 0o755)
+		build.path = filepath.Join(dir, "steady")
+		_, file, _, _ := runtime.Caller(0)
+		root := filepath.Join(filepath.Dir(file), "..", "..")
+		cmd := exec.Command("go", "build", "-race", "-o", build.path, "./cmd/steady")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			build.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if build.err != nil {
+		t.Fatal(build.err)
+	}
+	return build.path
+}
+
+// CleanupBinary removes the built binary; call it from TestMain.
+func CleanupBinary() {
+	if build.path != "" {
+		os.RemoveAll(filepath.Dir(build.path))
+	}
+}
+
+// DefaultConfig is the configuration template of a test agent. Templates
+// see the Agent, so they can use {{.DataDir}}, {{.Socket}} and {{.Dir}}.
+const DefaultConfig = `version: 1
+node:
+  name: e2e
+data_dir: {{.DataDir}}
+api:
+  socket: {{.Socket}}
+`
+
+// AgentOptions configures StartAgent.
+type AgentOptions struct {
+	// Config is the configuration template; empty means DefaultConfig.
+	Config string
+	// Args are extra arguments to "steady agent".
+	Args []string
+}
+
+// Agent is a steady agent running as a separate process.
+type Agent struct {
+	t       testing.TB
+	Dir     string // scratch directory, world-traversable
+	DataDir string
+	Socket  string
+	Config  string // path of the configuration file
+	opts    AgentOptions
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	stderr *bytes.Buffer
+	exited chan struct{}
+	state  *os.ProcessState
+}
+
+// NewAgent prepares an agent's directories and configuration without
+// starting it.
+func NewAgent(t testing.TB, opts AgentOptions) *Agent {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "steady-e2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o755)
+	a := &Agent{t: t, Dir: dir, DataDir: filepath.Join(dir, "data"), Socket: filepath.Join(dir, "steady.sock"),
+		Config: filepath.Join(dir, "steady.yaml"), opts: opts}
+	tmpl := opts.Config
+	if tmpl == "" {
+		tmpl = DefaultConfig
+	}
+	var cfg bytes.Buffer
+	if err := template.Must(template.New("config").Parse(tmpl)).Execute(&cfg, a); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(a.Config, cfg.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		a.Kill()
+		if t.Failed() {
+			t.Logf("agent log:\n%s", a.Log())
+		}
+		os.RemoveAll(dir)
+	})
+	return a
+}
+
+// StartAgent prepares and starts an agent and waits until it answers.
+func StartAgent(t testing.TB, opts AgentOptions) *Agent {
+	t.Helper()
+	a := NewAgent(t, opts)
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// Start runs the agent process and waits until its API answers.
+func (a *Agent) Start() error {
+	a.mu.Lock()
+	args := append([]string{"agent", "--config", a.Config}, a.opts.Args...)
+	cmd := exec.Command(Binary(a.t), args...)
+	if a.stderr == nil {
+		a.stderr = &bytes.Buffer{}
+	}
+	cmd.Stdout = &lockedWriter{mu: &a.mu, w: a.stderr}
+	cmd.Stderr = cmd.Stdout
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		a.mu.Unlock()
+		return err
+	}
+	a.cmd, a.exited, a.state = cmd, make(chan struct{}), nil
+	exited := a.exited
+	a.mu.Unlock()
+	go func() {
+		cmd.Wait()
+		a.mu.Lock()
+		a.state = cmd.ProcessState
+		a.mu.Unlock()
+		close(exited)
+	}()
+	c := client.New(a.Socket)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := c.Status(ctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-exited:
+			return fmt.Errorf("agent exited while starting (%v):\n%s", a.ExitState(), a.Log())
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("agent did not answer within 60s: %v\n%s", err, a.Log())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// Log is what the agent process has written so far (all its runs).
+func (a *Agent) Log() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.stderr == nil {
+		return ""
+	}
+	return a.stderr.String()
+}
+
+// PID is the process id of the running agent.
+func (a *Agent) PID() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.cmd.Process.Pid
+}
+
+// Signal sends sig to the agent process.
+func (a *Agent) Signal(sig syscall.Signal) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.cmd == nil {
+		return errors.New("agent not started")
+	}
+	return a.cmd.Process.Signal(sig)
+}
+
+// Wait waits up to d for the process to exit and returns its state.
+func (a *Agent) Wait(d time.Duration) (*os.ProcessState, error) {
+	a.mu.Lock()
+	exited := a.exited
+	a.mu.Unlock()
+	select {
+	case <-exited:
+		return a.ExitState(), nil
+	case <-time.After(d):
+		return nil, fmt.Errorf("agent still running after %v", d)
+	}
+}
+
+// ExitState is the state of the last run, nil while it runs.
+func (a *Agent) ExitState() *os.ProcessState {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.state
+}
+
+// Stop sends SIGTERM and waits for a clean exit.
+func (a *Agent) Stop() (*os.ProcessState, error) {
+	if err := a.Signal(syscall.SIGTERM); err != nil {
+		return nil, err
+	}
+	return a.Wait(30 * time.Second)
+}
+
+// Kill sends SIGKILL to the agent and waits for it to be gone.
+func (a *Agent) Kill() {
+	a.mu.Lock()
+	cmd, exited := a.cmd, a.exited
+	a.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	<-exited
+}
+
+// Result is the outcome of a CLI command.
+type Result struct {
+	Stdout, Stderr string
+	Code           int
+}
+
+// CLIOptions says how to run a CLI command.
+type CLIOptions struct {
+	// Cred runs the command as another user (root only).
+	Cred *syscall.Credential
+	// Name runs the binary under another name (argv[0]).
+	Name string
+	Env  []string
+}
+
+// CLI runs "steady ARGS..." against the agent.
+func (a *Agent) CLI(args ...string) Result {
+	return a.CLIAs(CLIOptions{}, args...)
+}
+
+// CLIAs runs a CLI command with options.
+func (a *Agent) CLIAs(o CLIOptions, args ...string) Result {
+	return Run(a.t, o, append([]string{"--socket", a.Socket}, args...)...)
+}
+
+// Run runs the steady binary with args (no agent needed).
+func Run(t testing.TB, o CLIOptions, args ...string) Result {
+	t.Helper()
+	bin := Binary(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	if o.Name != "" {
+		cmd.Args[0] = o.Name
+	}
+	cmd.Env = append(os.Environ(), o.Env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	cmd.Dir = "/"
+	if o.Cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: o.Cred}
+	}
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("running steady %v: %v", args, err)
+	}
+	return Result{Stdout: out.String(), Stderr: errb.String(), Code: code}
+}
