@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Event is one published event. Seq is assigned by the journal of the node
@@ -152,36 +153,110 @@ type wireValue struct {
 
 // MarshalJSON encodes v as {"type": ..., "value": ...}.
 func (v Value) MarshalJSON() ([]byte, error) {
-	var raw any
+	return v.appendJSON(make([]byte, 0, 48))
+}
+
+// MarshalJSON encodes the attributes in name order in one pass: events are
+// encoded for every publish, and nested Marshalers would each be encoded
+// and re-scanned by encoding/json.
+func (a Attrs) MarshalJSON() ([]byte, error) {
+	if a == nil {
+		return []byte("null"), nil
+	}
+	b := make([]byte, 0, 64*len(a)+2)
+	b = append(b, '{')
+	for i, name := range a.Names() {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, name)
+		b = append(b, ':')
+		var err error
+		if b, err = a[name].appendJSON(b); err != nil {
+			return nil, err
+		}
+	}
+	return append(b, '}'), nil
+}
+
+func (v Value) appendJSON(b []byte) ([]byte, error) {
+	b = append(b, `{"type":`...)
+	b = appendJSONString(b, string(v.Type))
+	b = append(b, `,"value":`...)
 	switch v.Type {
 	case TypeString:
-		raw = v.s
+		b = appendJSONString(b, v.s)
 	case TypeInt:
-		raw = v.i
+		b = strconv.AppendInt(b, v.i, 10)
 	case TypeUint:
-		raw = v.u
+		b = strconv.AppendUint(b, v.u, 10)
 	case TypeBool:
-		raw = v.b
+		b = strconv.AppendBool(b, v.b)
 	case TypeTime:
-		raw = v.t.UTC().Format(time.RFC3339Nano)
+		b = append(b, '"')
+		b = v.t.UTC().AppendFormat(b, time.RFC3339Nano)
+		b = append(b, '"')
 	case TypeStrings:
-		raw = v.ss
-		if v.ss == nil {
-			raw = []string{}
+		b = append(b, '[')
+		for i, s := range v.ss {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, s)
 		}
+		b = append(b, ']')
 	case TypeInts:
-		raw = v.is
-		if v.is == nil {
-			raw = []int64{}
+		b = append(b, '[')
+		for i, n := range v.is {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendInt(b, n, 10)
 		}
+		b = append(b, ']')
 	default:
 		return nil, fmt.Errorf("api: attribute of unknown type %q", v.Type)
 	}
-	b, err := json.Marshal(raw)
-	if err != nil {
-		return nil, err
+	return append(b, '}'), nil
+}
+
+// appendJSONString appends s as a JSON string. Invalid UTF-8 becomes
+// U+FFFD, as encoding/json does.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c == '\n':
+				b = append(b, '\\', 'n')
+			case c == '\r':
+				b = append(b, '\\', 'r')
+			case c == '\t':
+				b = append(b, '\\', 't')
+			case c < 0x20 || c == '<' || c == '>' || c == '&':
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+		default:
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
 	}
-	return json.Marshal(wireValue{Type: v.Type, Value: b})
+	return append(b, '"')
 }
 
 // UnmarshalJSON decodes {"type": ..., "value": ...} and checks that the

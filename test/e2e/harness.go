@@ -25,42 +25,61 @@ import (
 	"github.com/steady-ha/steady/api/client"
 )
 
-var build struct {
+type buildResult struct {
 	once sync.Once
 	path string
 	err  error
 }
 
-// Binary builds cmd/steady once per test process and returns its path, in
-// a directory every user may read, so that commands can run as others.
-func Binary(t testing.TB) string {
+// builds holds the race-detector build (tests) and the plain one
+// (benchmarks, which must measure what users run).
+var builds [2]buildResult
+
+// Binary builds cmd/steady with the race detector once per test process
+// and returns its path, in a directory every user may read, so that
+// commands can run as others.
+func Binary(t testing.TB) string { return buildBinary(t, true) }
+
+// PlainBinary is Binary without the race detector, for benchmarks.
+func PlainBinary(t testing.TB) string { return buildBinary(t, false) }
+
+func buildBinary(t testing.TB, race bool) string {
 	t.Helper()
-	build.once.Do(func() {
+	b := &builds[0]
+	if race {
+		b = &builds[1]
+	}
+	b.once.Do(func() {
 		dir, err := os.MkdirTemp("", "steady-e2e-bin-")
 		if err != nil {
-			build.err = err
+			b.err = err
 			return
 		}
 		os.Chmod(dir, 0o755)
-		build.path = filepath.Join(dir, "steady")
+		b.path = filepath.Join(dir, "steady")
 		_, file, _, _ := runtime.Caller(0)
-		root := filepath.Join(filepath.Dir(file), "..", "..")
-		cmd := exec.Command("go", "build", "-race", "-o", build.path, "./cmd/steady")
-		cmd.Dir = root
+		args := []string{"build", "-o", b.path}
+		if race {
+			args = append(args, "-race")
+		}
+		cmd := exec.Command("go", append(args, "./cmd/steady")...)
+		cmd.Dir = filepath.Join(filepath.Dir(file), "..", "..")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			build.err = fmt.Errorf("go build: %v\n%s", err, out)
+			b.err = fmt.Errorf("go build: %v\n%s", err, out)
 		}
 	})
-	if build.err != nil {
-		t.Fatal(build.err)
+	if b.err != nil {
+		t.Fatal(b.err)
 	}
-	return build.path
+	return b.path
 }
 
-// CleanupBinary removes the built binary; call it from TestMain.
+// CleanupBinary removes the built binaries; call it from TestMain.
 func CleanupBinary() {
-	if build.path != "" {
-		os.RemoveAll(filepath.Dir(build.path))
+	for i := range builds {
+		if builds[i].path != "" {
+			os.RemoveAll(filepath.Dir(builds[i].path))
+		}
 	}
 }
 
@@ -80,6 +99,8 @@ type AgentOptions struct {
 	Config string
 	// Args are extra arguments to "steady agent".
 	Args []string
+	// Plain runs the binary built without the race detector.
+	Plain bool
 }
 
 // Agent is a steady agent running as a separate process.
@@ -144,7 +165,11 @@ func StartAgent(t testing.TB, opts AgentOptions) *Agent {
 func (a *Agent) Start() error {
 	a.mu.Lock()
 	args := append([]string{"agent", "--config", a.Config}, a.opts.Args...)
-	cmd := exec.Command(Binary(a.t), args...)
+	bin := Binary(a.t)
+	if a.opts.Plain {
+		bin = PlainBinary(a.t)
+	}
+	cmd := exec.Command(bin, args...)
 	if a.stderr == nil {
 		a.stderr = &bytes.Buffer{}
 	}
