@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -144,6 +146,32 @@ func TestUncleanStopIsReported(t *testing.T) {
 	}
 	if s, _ := evs[0].Attrs["previous_pid"].Str(); s != "4242" {
 		t.Fatalf("previous_pid = %q", s)
+	}
+}
+
+func TestMetricsOnTCP(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.API.MetricsAddress = "127.0.0.1:0"
+	a, err := New(t.Context(), Options{Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	resp, err := http.Get("http://" + a.MetricsAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{"steady_events_published_total 1", "steady_events_journal_segments 1", "go_goroutines", "etcd_server_has_leader 1"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics over TCP lack %q", want)
+		}
+	}
+	// The same metrics on the socket, for readers.
+	m, err := client.New(cfg.API.Socket).Metrics(t.Context())
+	if err != nil || !strings.Contains(m, "steady_events_published_total") {
+		t.Fatalf("metrics on the socket: %v", err)
 	}
 }
 
