@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/steady-ha/steady/api"
 	"github.com/steady-ha/steady/internal/atomicfile"
+	"github.com/steady-ha/steady/internal/reaper"
 	"github.com/steady-ha/steady/internal/runas"
 )
 
@@ -51,6 +52,9 @@ type SubscribersOptions struct {
 	Backoff    time.Duration
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
+	// Spawner starts the commands; the agent passes its reaper. Default:
+	// plain os/exec.
+	Spawner reaper.Spawner
 }
 
 // Subscribers runs script subscribers: for each matching event, in order,
@@ -94,6 +98,9 @@ func NewSubscribers(opts SubscribersOptions) (*Subscribers, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Spawner == nil {
+		opts.Spawner = reaper.Plain{}
 	}
 	if err := os.MkdirAll(opts.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("event: subscribers: %w", err)
@@ -452,7 +459,10 @@ func (s *Subscribers) runOnce(ctx context.Context, def api.Subscriber, args []st
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: cred}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = time.Second // a background child holding the output pipe must not hold us
-	err = cmd.Run()
+	child, err := s.opts.Spawner.Start(cmd)
+	if err == nil {
+		err = child.Wait()
+	}
 	if rctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
 		s.runs.WithLabelValues("timeout").Inc()
 		return fmt.Errorf("timed out after %v and was killed", timeout)

@@ -1,0 +1,244 @@
+package pmf
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// tagEnv is the environment marker every process of a tag inherits.
+const tagEnv = "STEADY_PMF_TAG"
+
+// tracker knows which processes belong to a tag.
+type tracker interface {
+	// prepare sets up cmd so that its process starts tracked.
+	prepare(cmd *exec.Cmd) error
+	// alive reports whether a monitored process is left, judged on a view
+	// of the processes taken no earlier than since.
+	alive(since time.Time) (bool, error)
+	// pids lists the monitored processes.
+	pids() []int
+	// signal sends sig to every monitored process.
+	signal(sig syscall.Signal) error
+	// changes receives a value when membership may have changed; nil when
+	// the tracker has no notifications (the tag then polls).
+	changes() <-chan struct{}
+	// release gives up the tracking unit once the tag is gone.
+	release()
+	// describe says how the tag is tracked, for people.
+	describe() string
+	// record is what is persisted to re-adopt the tag.
+	record() trackRecord
+}
+
+// trackRecord is the persisted form of a tracker.
+type trackRecord struct {
+	Cgroup string `json:"cgroup,omitempty"`
+	PGID   int    `json:"pgid,omitempty"`
+}
+
+// cgroupTracker tracks a tag by its cgroup v2 directory.
+type cgroupTracker struct {
+	dir cgroupDir
+	w   *cgroupWatcher
+	wd  int32
+	ch  <-chan struct{}
+	fd  int // O_PATH descriptor of dir for CLONE_INTO_CGROUP
+}
+
+func newCgroupTracker(w *cgroupWatcher, dir cgroupDir) (*cgroupTracker, error) {
+	if err := os.Mkdir(string(dir), 0o755); err != nil && !os.IsExist(err) {
+		return nil, fmt.Errorf("pmf: creating cgroup %s: %w", dir, err)
+	}
+	fd, err := unix.Open(string(dir), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("pmf: opening cgroup %s: %w", dir, err)
+	}
+	wd, ch, err := w.watch(dir)
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	return &cgroupTracker{dir: dir, w: w, wd: wd, ch: ch, fd: fd}, nil
+}
+
+func (c *cgroupTracker) prepare(cmd *exec.Cmd) error {
+	cmd.SysProcAttr.UseCgroupFD = true
+	cmd.SysProcAttr.CgroupFD = c.fd
+	return nil
+}
+
+func (c *cgroupTracker) alive(time.Time) (bool, error) { return c.dir.populated() }
+
+func (c *cgroupTracker) pids() []int {
+	p, _ := c.dir.procs()
+	return p
+}
+
+func (c *cgroupTracker) signal(sig syscall.Signal) error { return c.dir.signal(sig) }
+
+func (c *cgroupTracker) changes() <-chan struct{} { return c.ch }
+
+func (c *cgroupTracker) release() {
+	c.w.unwatch(c.wd)
+	unix.Close(c.fd)
+	// The directory goes once it is empty; a straggler that is still
+	// exiting keeps it a moment, so try a few times.
+	for i := 0; i < 50; i++ {
+		if err := os.Remove(string(c.dir)); err == nil || os.IsNotExist(err) {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (c *cgroupTracker) describe() string { return "cgroup " + string(c.dir) }
+
+func (c *cgroupTracker) record() trackRecord { return trackRecord{Cgroup: string(c.dir)} }
+
+// groupTracker is the fallback without cgroup v2: the process group of
+// the command, plus every process whose environment carries the tag's
+// marker (descendants that left the group with setsid keep it).
+type groupTracker struct {
+	tag      string
+	scan     *procScanner
+	mu       sync.Mutex // guards pgid and launched
+	pgid     int
+	launched time.Time // a view of /proc older than this misses the instance
+}
+
+// prepare has nothing to add: the command starts a session of its own,
+// which makes it the leader of a new process group.
+func (g *groupTracker) prepare(cmd *exec.Cmd) error { return nil }
+
+func (g *groupTracker) started(pid int) {
+	g.mu.Lock()
+	g.pgid, g.launched = pid, time.Now()
+	g.mu.Unlock()
+}
+
+func (g *groupTracker) members(since time.Time) []int {
+	g.mu.Lock()
+	pgid := g.pgid
+	if g.launched.After(since) {
+		since = g.launched
+	}
+	g.mu.Unlock()
+	return g.scan.members(g.tag, pgid, since)
+}
+
+func (g *groupTracker) alive(since time.Time) (bool, error) { return len(g.members(since)) > 0, nil }
+
+func (g *groupTracker) pids() []int { return g.members(time.Now().Add(-time.Second)) }
+
+func (g *groupTracker) signal(sig syscall.Signal) error {
+	for _, pid := range g.members(time.Now()) {
+		if err := unix.Kill(pid, sig); err != nil && err != unix.ESRCH {
+			return fmt.Errorf("pmf: signalling %d: %w", pid, err)
+		}
+	}
+	return nil
+}
+
+func (g *groupTracker) changes() <-chan struct{} { return nil }
+
+func (g *groupTracker) release() {}
+
+func (g *groupTracker) describe() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return fmt.Sprintf("process group %d and %s=%s", g.pgid, tagEnv, g.tag)
+}
+
+func (g *groupTracker) record() trackRecord {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return trackRecord{PGID: g.pgid}
+}
+
+// procScanner reads /proc to find the processes of tags in fallback mode.
+// A view is shared by every tag that accepts it: each asks for a view
+// taken no earlier than a time of its own (its launch, or the exit it is
+// checking), so no tag ever judges on a view that predates what it knows.
+type procScanner struct {
+	mu    sync.Mutex // guards the snapshot; held while scanning
+	when  time.Time  // when the snapshot's scan started
+	procs []procInfo
+}
+
+type procInfo struct {
+	pid, pgid int
+	tag       string // value of STEADY_PMF_TAG, if any
+}
+
+func (s *procScanner) snapshot(since time.Time) []procInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.procs != nil && s.when.After(since) {
+		return s.procs
+	}
+	start := time.Now()
+	s.procs = scanProcs()
+	s.when = start
+	return s.procs
+}
+
+func (s *procScanner) members(tag string, pgid int, since time.Time) []int {
+	var out []int
+	for _, p := range s.snapshot(since) {
+		if p.tag == tag || (pgid > 0 && p.pgid == pgid) {
+			out = append(out, p.pid)
+		}
+	}
+	return out
+}
+
+// scanProcs lists live (not zombie) processes with their process group
+// and tag marker.
+func scanProcs() []procInfo {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	self := os.Getpid()
+	var out []procInfo
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(stat, ')')
+		if i < 0 || i+2 >= len(stat) {
+			continue
+		}
+		f := strings.Fields(string(stat[i+2:]))
+		if len(f) < 3 || f[0] == "Z" || f[0] == "X" {
+			continue
+		}
+		pgid, _ := strconv.Atoi(f[2])
+		p := procInfo{pid: pid, pgid: pgid}
+		if env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ")); err == nil {
+			for _, kv := range bytes.Split(env, []byte{0}) {
+				if v, ok := bytes.CutPrefix(kv, []byte(tagEnv+"=")); ok {
+					p.tag = string(v)
+					break
+				}
+			}
+		}
+		out = append(out, p)
+	}
+	return out
+}
