@@ -54,7 +54,8 @@ type PMFStartRequest struct {
 	// Period: zero or absent means the whole life of the tag.
 	Period Duration `json:"period,omitempty"`
 	Level  *int     `json:"level,omitempty"`
-	Action string   `json:"action,omitempty"`
+	// Action is the action program and its arguments (absolute path).
+	Action []string `json:"action,omitempty"`
 }
 
 // PMFSignalRequest is the body of POST /v1/pmf/tags/{tag}/stop and /kill.

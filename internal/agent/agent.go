@@ -23,6 +23,8 @@ import (
 	"github.com/steady-ha/steady/internal/auth"
 	"github.com/steady-ha/steady/internal/config"
 	"github.com/steady-ha/steady/internal/event"
+	"github.com/steady-ha/steady/internal/pmf"
+	"github.com/steady-ha/steady/internal/reaper"
 	"github.com/steady-ha/steady/internal/server"
 	"github.com/steady-ha/steady/internal/store"
 	"github.com/steady-ha/steady/internal/version"
@@ -53,8 +55,10 @@ type Agent struct {
 	registry *prometheus.Registry
 	journal  *event.Journal
 	bus      *event.Bus
+	reaper   *reaper.Reaper
 	store    *store.Store
 	subs     *event.Subscribers
+	pmf      *pmf.Manager
 	uevents  *event.UeventListener
 	server   *server.Server
 
@@ -80,8 +84,9 @@ type NodeRecord struct {
 }
 
 // New builds and starts the agent: data directory lock, metrics, event
-// journal and bus, store, script subscribers, uevent listener, API server.
-// On error everything already opened is closed again.
+// journal and bus, reaper, store, script subscribers, process monitor,
+// uevent listener, API server. On error everything already opened is
+// closed again.
 func New(ctx context.Context, opts Options) (_ *Agent, err error) {
 	cfg := opts.Config
 	if err := cfg.Validate(); err != nil {
@@ -128,7 +133,13 @@ func New(ctx context.Context, opts Options) (_ *Agent, err error) {
 		return nil, err
 	}
 
-	// 4. The store.
+	// 4. The reaper: from here on the agent is the subreaper of what it
+	// starts, and everything that starts processes goes through it.
+	if a.reaper, err = reaper.New(log.With("component", "reaper")); err != nil {
+		return nil, err
+	}
+
+	// 5. The store.
 	a.store, err = store.Open(ctx, store.Options{
 		Dir:          filepath.Join(cfg.DataDir, "store"),
 		Name:         node,
@@ -149,7 +160,7 @@ func New(ctx context.Context, opts Options) (_ *Agent, err error) {
 	bgCtx, cancel := context.WithCancel(context.Background())
 	a.bgCancel = cancel
 
-	// 5. Script subscribers.
+	// 6. Script subscribers.
 	a.subs, err = event.NewSubscribers(event.SubscribersOptions{
 		Dir:        filepath.Join(cfg.DataDir, "events", "subscribers"),
 		Bus:        a.bus,
@@ -157,13 +168,29 @@ func New(ctx context.Context, opts Options) (_ *Agent, err error) {
 		Retries:    cfg.Events.SubscriberRetries,
 		Logger:     log.With("component", "subscribers"),
 		Registerer: a.registry,
+		Spawner:    a.reaper,
 	})
 	if err != nil {
 		return nil, err
 	}
 	a.subs.Start()
 
-	// 6. Kernel uevents.
+	// 7. The process monitor, which re-adopts the tags of an earlier agent.
+	a.pmf, err = pmf.New(pmf.Options{
+		Dir:           filepath.Join(cfg.DataDir, "pmf"),
+		Mode:          pmf.Mode(cfg.PMF.Mode),
+		Cgroup:        cfg.PMF.Cgroup,
+		Bus:           a.bus,
+		Spawner:       a.reaper,
+		ActionTimeout: cfg.PMF.ActionTimeout.D(),
+		Logger:        log.With("component", "pmf"),
+		Registerer:    a.registry,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	// 8. Kernel uevents.
 	if cfg.Uevents.Enabled {
 		a.uevents, err = event.OpenUevents(a.bus, int(cfg.Uevents.ReceiveBuffer), log.With("component", "uevents"), a.registry)
 		if err != nil {
@@ -181,7 +208,7 @@ func New(ctx context.Context, opts Options) (_ *Agent, err error) {
 		}()
 	}
 
-	// 7. The API, last: once it answers, everything behind it works.
+	// 9. The API, last: once it answers, everything behind it works.
 	a.server, err = server.New(server.Options{
 		Socket:         cfg.API.Socket,
 		SocketGroup:    cfg.API.SocketGroup,
@@ -195,6 +222,7 @@ func New(ctx context.Context, opts Options) (_ *Agent, err error) {
 		Status:      a.Status,
 		Bus:         a.bus,
 		Subscribers: a.subs,
+		PMF:         a.pmf,
 	})
 	if err != nil {
 		return nil, err
@@ -283,9 +311,12 @@ func (a *Agent) Run(ctx context.Context) error {
 //  3. stop the uevent listener and the agent's background goroutines;
 //  4. stop the script subscribers, killing runs in progress (their events
 //     are delivered again after the next start);
-//  5. close the store, stopping the embedded etcd member;
-//  6. close the event journal, after which nothing can publish;
-//  7. release the data directory lock.
+//  5. stop the process monitor: supervised processes keep running and are
+//     re-adopted by the next agent;
+//  6. close the store, stopping the embedded etcd member;
+//  7. stop reaping (children still running are inherited by init);
+//  8. close the event journal, after which nothing can publish;
+//  9. release the data directory lock.
 //
 // Close is idempotent and also undoes a partly built agent.
 func (a *Agent) Close() error {
@@ -321,8 +352,14 @@ func (a *Agent) Close() error {
 	if a.subs != nil {
 		errs = append(errs, a.subs.Close())
 	}
+	if a.pmf != nil {
+		errs = append(errs, a.pmf.Close())
+	}
 	if a.store != nil {
 		errs = append(errs, a.store.Close())
+	}
+	if a.reaper != nil {
+		errs = append(errs, a.reaper.Close())
 	}
 	if a.journal != nil {
 		errs = append(errs, a.journal.Close())
@@ -346,6 +383,9 @@ func (a *Agent) Bus() *event.Bus { return a.bus }
 
 // Store is the agent's store.
 func (a *Agent) Store() *store.Store { return a.store }
+
+// PMF is the agent's process monitor.
+func (a *Agent) PMF() *pmf.Manager { return a.pmf }
 
 // MetricsAddr is the bound TCP metrics address, or "".
 func (a *Agent) MetricsAddr() string { return a.server.MetricsAddr() }
@@ -388,6 +428,12 @@ func (a *Agent) Status(ctx context.Context) api.Status {
 		add("uevents", api.HealthFailed, uerr.Error())
 	default:
 		add("uevents", api.HealthOK, fmt.Sprintf("listening, last kernel SEQNUM %d", a.uevents.LastSeqnum()))
+	}
+	ps := a.pmf.Status()
+	if ps.Mode == string(pmf.ModeCgroup) {
+		add("pmf", api.HealthOK, fmt.Sprintf("%d tag(s), one cgroup each under %s", ps.Tags, ps.Cgroup))
+	} else {
+		add("pmf", api.HealthOK, fmt.Sprintf("%d tag(s), tracked by process group (%s)", ps.Tags, ps.Reason))
 	}
 	add("api", api.HealthOK, "serving on "+a.cfg.API.Socket)
 	return st

@@ -68,7 +68,7 @@ func isSteadyName(name string) bool {
 
 // personalities is the registry of compatibility names of this build.
 func personalities() *compat.Registry {
-	return compat.NewRegistry()
+	return compat.NewRegistry(compat.Pmfadm)
 }
 
 // usageError is a command-line mistake: exit status 2 and a usage hint.
@@ -164,6 +164,7 @@ socket named by --socket or $STEADY_SOCKET.
 		newStatusCmd(g),
 		newVersionCmd(g),
 		newEventsCmd(g),
+		newPMFCmd(g),
 		newInstallLinksCmd(g),
 	)
 	setArgsUsage(root)

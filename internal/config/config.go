@@ -28,6 +28,7 @@ type Config struct {
 	Store   Store   `yaml:"store"`
 	Events  Events  `yaml:"events"`
 	Uevents Uevents `yaml:"uevents"`
+	PMF     PMF     `yaml:"pmf"`
 }
 
 // Node names this node.
@@ -81,6 +82,17 @@ type Uevents struct {
 	ReceiveBuffer Size `yaml:"receive_buffer"`
 }
 
+// PMF configures the process monitor.
+type PMF struct {
+	// Mode is auto (cgroup v2 when writable), cgroup, or process-group.
+	Mode string `yaml:"mode"`
+	// Cgroup is steady's cgroup under the cgroup v2 mount; each tag gets
+	// one below Cgroup/pmf.
+	Cgroup string `yaml:"cgroup"`
+	// ActionTimeout bounds an action program (pmfadm -a).
+	ActionTimeout Duration `yaml:"action_timeout"`
+}
+
 // Default returns the configuration used when no file is given.
 func Default() Config {
 	return Config{
@@ -107,6 +119,7 @@ func Default() Config {
 			SubscriberRetries: 5,
 		},
 		Uevents: Uevents{Enabled: true, ReceiveBuffer: 8 << 20},
+		PMF:     PMF{Mode: "auto", Cgroup: "steady", ActionTimeout: Duration(time.Minute)},
 	}
 }
 

@@ -59,4 +59,15 @@ uevents:
   # Publish kernel uevents (NETLINK_KOBJECT_UEVENT) as EC_dev events.
   enabled: true
   receive_buffer: 8MiB
+
+pmf:
+  # How the process monitor tracks a tag's processes: auto (a cgroup v2 per
+  # tag when the unified hierarchy is writable, else process-group),
+  # cgroup (required), or process-group (the agent as child subreaper,
+  # process groups and an environment marker).
+  mode: auto
+  # steady's cgroup under the cgroup v2 mount; tags go below CGROUP/pmf.
+  cgroup: steady
+  # An action program (pmfadm -a) is killed after this long.
+  action_timeout: 1m0s
 `

@@ -5,13 +5,17 @@ import (
 	"net"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"time"
 )
 
 // maxSocketPath is the room in sockaddr_un.sun_path, less the final NUL.
 const maxSocketPath = 107
 
-var nodeNameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._-]{0,62})$`)
+var (
+	nodeNameRE   = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._-]{0,62})$`)
+	cgroupNameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._/-]{0,127}$`)
+)
 
 // Validate checks the configuration as a whole and returns an *Error with
 // every problem, or nil.
@@ -87,6 +91,17 @@ func (c Config) Validate() error {
 	}
 	if b := c.Uevents.ReceiveBuffer; b < 64<<10 || b > 256<<20 {
 		bad("uevents.receive_buffer", "%v is outside 64KiB..256MiB", b)
+	}
+	switch c.PMF.Mode {
+	case "auto", "cgroup", "process-group":
+	default:
+		bad("pmf.mode", "%q is not a mode; use auto, cgroup or process-group", c.PMF.Mode)
+	}
+	if !cgroupNameRE.MatchString(c.PMF.Cgroup) || strings.Contains(c.PMF.Cgroup, "..") {
+		bad("pmf.cgroup", "%q must be a relative cgroup path of letters, digits, . _ - and /", c.PMF.Cgroup)
+	}
+	if t := c.PMF.ActionTimeout.D(); t < time.Second || t > time.Hour {
+		bad("pmf.action_timeout", "%v is outside 1s..1h", t)
 	}
 	if len(ps) > 0 {
 		return &Error{Problems: ps}

@@ -2,6 +2,8 @@ package pmf
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/steady-ha/steady/api"
+	"github.com/steady-ha/steady/internal/atomicfile"
 	"github.com/steady-ha/steady/internal/event"
 	"github.com/steady-ha/steady/internal/reaper"
 	"golang.org/x/sys/unix"
@@ -72,6 +75,7 @@ func (r Requester) may(o Owner) bool { return r.Admin || r.UID == o.UID }
 // Manager supervises tags. Build it with New; it is safe for concurrent use.
 type Manager struct {
 	opts    Options
+	id      string // this agent's marker, kept in the state directory
 	log     *slog.Logger
 	pub     event.Publisher
 	mode    Mode
@@ -139,6 +143,11 @@ func New(opts Options) (*Manager, error) {
 	if opts.Bus != nil {
 		m.pub = opts.Bus.Publisher("steady:pmf")
 	}
+	id, err := loadID(filepath.Join(opts.Dir, "id"))
+	if err != nil {
+		return nil, err
+	}
+	m.id = id
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	if err := m.pickMode(); err != nil {
 		return nil, err
@@ -566,6 +575,24 @@ func (m *Manager) recoverAll() error {
 		m.startLoop(t)
 	}
 	return nil
+}
+
+// loadID reads the agent's marker id, creating it on first use.
+func loadID(path string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		if id := strings.TrimSpace(string(b)); id != "" {
+			return id, nil
+		}
+	}
+	var raw [8]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", fmt.Errorf("pmf: %w", err)
+	}
+	id := hex.EncodeToString(raw[:])
+	if err := atomicfile.Write(path, []byte(id+"\n"), 0o640); err != nil {
+		return "", fmt.Errorf("pmf: %w", err)
+	}
+	return id, nil
 }
 
 // logPath is where a tag's output goes.

@@ -110,7 +110,7 @@ func (t *tag) setup(rec *trackRecord) error {
 	case rec != nil:
 		// Tracked by process group, or by a cgroup this agent cannot use:
 		// the marker still finds the processes.
-		t.tr = &groupTracker{tag: t.name, scan: m.scan, pgid: rec.PGID}
+		t.tr = &groupTracker{tag: t.name, agent: m.id, scan: m.scan, pgid: rec.PGID}
 	case m.mode == ModeCgroup:
 		dir := cgroupDir(filepath.Join(string(m.cgRoot), "t-"+t.name))
 		if pop, err := dir.populated(); err == nil && pop {
@@ -123,7 +123,7 @@ func (t *tag) setup(rec *trackRecord) error {
 		}
 		t.tr = tr
 	default:
-		t.tr = &groupTracker{tag: t.name, scan: m.scan}
+		t.tr = &groupTracker{tag: t.name, agent: m.id, scan: m.scan}
 	}
 	if t.spec.Level >= 0 {
 		if ct, ok := t.tr.(*cgroupTracker); ok && m.levels != nil {
@@ -133,11 +133,8 @@ func (t *tag) setup(rec *trackRecord) error {
 	return nil
 }
 
-// launchFirst persists the new tag, then starts its command.
+// launchFirst starts the command of a new tag.
 func (t *tag) launchFirst() error {
-	if err := t.persist(); err != nil {
-		return err
-	}
 	if err := t.launch(); err != nil {
 		return err
 	}
@@ -151,11 +148,14 @@ func (t *tag) launchFirst() error {
 	return nil
 }
 
-// launch starts a new instance of the command.
+// launch starts a new instance of the command. The instance (and the
+// restart the caller counted) is saved before the exec, so that an agent
+// that dies right after cannot number a later instance the same, or lose
+// the restart from the budget; the pid is saved after.
 func (t *tag) launch() error {
 	spec := t.spec
 	cmd := exec.Command(spec.Command[0], spec.Command[1:]...)
-	cmd.Env = append(append([]string(nil), spec.Env...), tagEnv+"="+t.name)
+	cmd.Env = append(append([]string(nil), spec.Env...), tagEnv+"="+t.name, agentEnv+"="+t.m.id)
 	cmd.Dir = spec.Dir
 	logf, err := openLog(t.m.logPath(t.name))
 	if err != nil {
@@ -172,13 +172,20 @@ func (t *tag) launch() error {
 	if err := t.tr.prepare(cmd); err != nil {
 		return err
 	}
+	// The next instance is on disk before anyone can see it.
+	next := t.instance + 1
+	if err := t.save(func(r *tagRecord) { r.Instance, r.MainPID, r.MainStart = next, 0, 0 }); err != nil {
+		return err
+	}
+	t.mu.Lock()
+	t.instance, t.mainPID, t.mainStart = next, 0, 0
+	t.mu.Unlock()
 	child, err := t.m.opts.Spawner.Start(cmd)
 	if err != nil {
 		return fmt.Errorf("%w: starting %s: %w", ErrInvalid, spec.Command[0], unwrapExec(err))
 	}
 	start := procStart(child.Pid)
 	t.mu.Lock()
-	t.instance++
 	t.main, t.mainPID, t.mainStart = child, child.Pid, start
 	t.started = t.m.opts.Now()
 	t.state = stateRunning
@@ -363,12 +370,12 @@ func (t *tag) onEnd(ctx context.Context) {
 		return
 	}
 	if t.allow(now) {
+		t.record(now)
 		err := t.launch()
 		latency := time.Since(detected)
 		if err == nil {
 			t.m.latency.Observe(latency.Seconds())
 			t.m.restarts.Inc()
-			t.record(now)
 		}
 		// The replacement runs; now the bookkeeping.
 		t.publishExited(t.collect(end), end)
@@ -629,13 +636,19 @@ func (t *tag) remove(ctx context.Context, why string) {
 func (t *tag) statePath() string { return filepath.Join(t.m.opts.Dir, "tags", t.name+".json") }
 
 // persist saves the tag's state.
-func (t *tag) persist() error {
+func (t *tag) persist() error { return t.save(nil) }
+
+// save saves the tag's state as changed by edit.
+func (t *tag) save(edit func(*tagRecord)) error {
 	t.mu.Lock()
 	rec := tagRecord{
 		Schema: tagSchema, Spec: t.spec, Instance: t.instance, MainPID: t.mainPID, MainStart: t.mainStart,
 		Started: t.started, Window: t.window, Track: t.tr.record(), Stopping: t.stopping, LastExit: t.lastExit,
 	}
 	t.mu.Unlock()
+	if edit != nil {
+		edit(&rec)
+	}
 	data, err := json.MarshalIndent(rec, "", "  ")
 	if err != nil {
 		return fmt.Errorf("pmf: %w", err)

@@ -15,8 +15,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// tagEnv is the environment marker every process of a tag inherits.
-const tagEnv = "STEADY_PMF_TAG"
+// The environment markers every process of a tag inherits: the tag, and
+// the id of the agent (its data directory) that supervises it.
+const (
+	tagEnv   = "STEADY_PMF_TAG"
+	agentEnv = "STEADY_PMF_AGENT"
+)
 
 // tracker knows which processes belong to a tag.
 type tracker interface {
@@ -110,6 +114,7 @@ func (c *cgroupTracker) record() trackRecord { return trackRecord{Cgroup: string
 // marker (descendants that left the group with setsid keep it).
 type groupTracker struct {
 	tag      string
+	agent    string
 	scan     *procScanner
 	mu       sync.Mutex // guards pgid and launched
 	pgid     int
@@ -133,7 +138,7 @@ func (g *groupTracker) members(since time.Time) []int {
 		since = g.launched
 	}
 	g.mu.Unlock()
-	return g.scan.members(g.tag, pgid, since)
+	return g.scan.members(g.tag, g.agent, pgid, since)
 }
 
 func (g *groupTracker) alive(since time.Time) (bool, error) { return len(g.members(since)) > 0, nil }
@@ -176,8 +181,8 @@ type procScanner struct {
 }
 
 type procInfo struct {
-	pid, pgid int
-	tag       string // value of STEADY_PMF_TAG, if any
+	pid, pgid  int
+	tag, agent string // values of the markers, if any
 }
 
 func (s *procScanner) snapshot(since time.Time) []procInfo {
@@ -192,10 +197,10 @@ func (s *procScanner) snapshot(since time.Time) []procInfo {
 	return s.procs
 }
 
-func (s *procScanner) members(tag string, pgid int, since time.Time) []int {
+func (s *procScanner) members(tag, agent string, pgid int, since time.Time) []int {
 	var out []int
 	for _, p := range s.snapshot(since) {
-		if p.tag == tag || (pgid > 0 && p.pgid == pgid) {
+		if (p.tag == tag && p.agent == agent) || (pgid > 0 && p.pgid == pgid) {
 			out = append(out, p.pid)
 		}
 	}
@@ -234,7 +239,8 @@ func scanProcs() []procInfo {
 			for _, kv := range bytes.Split(env, []byte{0}) {
 				if v, ok := bytes.CutPrefix(kv, []byte(tagEnv+"=")); ok {
 					p.tag = string(v)
-					break
+				} else if v, ok := bytes.CutPrefix(kv, []byte(agentEnv+"=")); ok {
+					p.agent = string(v)
 				}
 			}
 		}

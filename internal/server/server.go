@@ -32,6 +32,7 @@ import (
 	"github.com/steady-ha/steady/api"
 	"github.com/steady-ha/steady/internal/auth"
 	"github.com/steady-ha/steady/internal/event"
+	"github.com/steady-ha/steady/internal/pmf"
 )
 
 // Options configures New. Backends left nil make their routes answer 503.
@@ -47,6 +48,7 @@ type Options struct {
 	Status      func(ctx context.Context) api.Status
 	Bus         *event.Bus
 	Subscribers *event.Subscribers
+	PMF         *pmf.Manager
 	// KeepAlive is the interval of comments on idle event streams.
 	KeepAlive time.Duration
 }
@@ -136,6 +138,15 @@ func (s *Server) routes() []struct {
 		{"GET /v1/events/subscribers", auth.Read, s.listSubscribers},
 		{"POST /v1/events/subscribers", auth.Change, s.addSubscriber},
 		{"DELETE /v1/events/subscribers/{id}", auth.Change, s.removeSubscriber},
+		// The process monitor checks ownership per tag (see pmf.go).
+		{"GET /v1/pmf", auth.Read, s.getPMF},
+		{"GET /v1/pmf/tags", auth.Read, s.listPMF},
+		{"POST /v1/pmf/tags", auth.Read, s.startPMF},
+		{"GET /v1/pmf/tags/{tag}", auth.Read, s.getPMFTag},
+		{"PATCH /v1/pmf/tags/{tag}", auth.Read, s.modifyPMF},
+		{"POST /v1/pmf/tags/{tag}/stop", auth.Read, s.signalPMF(true)},
+		{"POST /v1/pmf/tags/{tag}/kill", auth.Read, s.signalPMF(false)},
+		{"POST /v1/pmf/tags/{tag}/wait", auth.Read, s.waitPMF},
 		{"GET /metrics", auth.Read, s.getMetrics},
 	}
 }
@@ -214,6 +225,12 @@ var errorCodes = []struct {
 	{event.ErrInvalid, api.CodeInvalid},
 	{event.ErrTooLarge, api.CodeInvalid},
 	{event.ErrClosed, api.CodeUnavailable},
+	{pmf.ErrInvalid, api.CodeInvalid},
+	{pmf.ErrNotFound, api.CodeNotFound},
+	{pmf.ErrExists, api.CodeConflict},
+	{pmf.ErrPermission, api.CodeUnauthorized},
+	{pmf.ErrTimeout, api.CodeTimeout},
+	{pmf.ErrClosed, api.CodeUnavailable},
 	{context.DeadlineExceeded, api.CodeTimeout},
 }
 

@@ -167,6 +167,8 @@ api:
   socket_group: users
   read_group: users
   admin_group: staff
+pmf:
+  cgroup: {{.Cgroup}}
 `})
 	fi, err := os.Stat(a.Socket)
 	if err != nil {

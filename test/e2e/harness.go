@@ -17,11 +17,13 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"text/template"
 	"time"
 
+	"github.com/steady-ha/steady/api"
 	"github.com/steady-ha/steady/api/client"
 )
 
@@ -30,6 +32,9 @@ type buildResult struct {
 	path string
 	err  error
 }
+
+// agentSeq numbers the agents of this test process (for their cgroups).
+var agentSeq atomic.Int64
 
 // builds holds the race-detector build (tests) and the plain one
 // (benchmarks, which must measure what users run).
@@ -91,6 +96,8 @@ node:
 data_dir: {{.DataDir}}
 api:
   socket: {{.Socket}}
+pmf:
+  cgroup: {{.Cgroup}}
 `
 
 // AgentOptions configures StartAgent.
@@ -110,6 +117,7 @@ type Agent struct {
 	DataDir string
 	Socket  string
 	Config  string // path of the configuration file
+	Cgroup  string // the agent's own cgroup for the process monitor
 	opts    AgentOptions
 
 	mu     sync.Mutex
@@ -129,7 +137,8 @@ func NewAgent(t testing.TB, opts AgentOptions) *Agent {
 	}
 	os.Chmod(dir, 0o755)
 	a := &Agent{t: t, Dir: dir, DataDir: filepath.Join(dir, "data"), Socket: filepath.Join(dir, "steady.sock"),
-		Config: filepath.Join(dir, "steady.yaml"), opts: opts}
+		Config: filepath.Join(dir, "steady.yaml"), opts: opts,
+		Cgroup: fmt.Sprintf("steady-e2e-%d-%d", os.Getpid(), agentSeq.Add(1))}
 	tmpl := opts.Config
 	if tmpl == "" {
 		tmpl = DefaultConfig
@@ -142,7 +151,9 @@ func NewAgent(t testing.TB, opts AgentOptions) *Agent {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		a.stopTags()
 		a.Kill()
+		a.removeCgroup()
 		if t.Failed() {
 			t.Logf("agent log:\n%s", a.Log())
 		}
@@ -275,6 +286,47 @@ func (a *Agent) Stop() (*os.ProcessState, error) {
 		return nil, err
 	}
 	return a.Wait(30 * time.Second)
+}
+
+// stopTags stops every tag of a running agent, so that no supervised
+// process outlives the test.
+func (a *Agent) stopTags() {
+	if a.ExitState() != nil || a.cmd == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := client.New(a.Socket)
+	tags, err := c.PMFTags(ctx)
+	if err != nil {
+		return
+	}
+	for _, t := range tags {
+		c.PMFStop(ctx, t.Tag, api.PMFSignalRequest{Signal: "KILL", Wait: api.Duration(5 * time.Second)})
+	}
+}
+
+// removeCgroup kills whatever is left in the agent's cgroup and removes it.
+func (a *Agent) removeCgroup() {
+	for _, mount := range []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup"} {
+		root := filepath.Join(mount, a.Cgroup)
+		if _, err := os.Stat(root); err != nil {
+			continue
+		}
+		var dirs []string
+		filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				dirs = append(dirs, p)
+				os.WriteFile(filepath.Join(p, "cgroup.kill"), []byte("1"), 0)
+			}
+			return nil
+		})
+		for i := len(dirs) - 1; i >= 0; i-- {
+			for try := 0; try < 50 && os.Remove(dirs[i]) != nil; try++ {
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+	}
 }
 
 // Kill sends SIGKILL to the agent and waits for it to be gone.
