@@ -292,11 +292,12 @@ func (m *Manager) Start(ctx context.Context, spec Spec) (Handle, error) {
 	m.mu.Unlock()
 
 	if err := t.setup(nil); err != nil {
+		t.discard(false)
 		m.forget(t)
 		return Handle{}, err
 	}
 	if err := t.launchFirst(); err != nil {
-		t.abandon()
+		t.discard(true)
 		m.forget(t)
 		return Handle{}, err
 	}
@@ -465,7 +466,7 @@ func (m *Manager) Modify(ctx context.Context, name string, retries *int, period 
 		t.spec = spec
 		t.window.Set(spec.Retries, spec.Period)
 		t.mu.Unlock()
-		return t.persist()
+		return t.save(nil)
 	})
 }
 
@@ -544,6 +545,12 @@ func (m *Manager) Close() error {
 
 // recoverAll re-adopts the tags an earlier agent left.
 func (m *Manager) recoverAll() error {
+	// Temporary files of writes an agent crash interrupted.
+	if stale, _ := filepath.Glob(filepath.Join(m.opts.Dir, "tags", ".*.tmp*")); len(stale) > 0 {
+		for _, p := range stale {
+			os.Remove(p)
+		}
+	}
 	files, err := filepath.Glob(filepath.Join(m.opts.Dir, "tags", "*.json"))
 	if err != nil {
 		return fmt.Errorf("pmf: %w", err)
@@ -566,6 +573,7 @@ func (m *Manager) recoverAll() error {
 		t := m.newTag(rec.Spec)
 		t.restore(rec)
 		if err := t.setup(&rec.Track); err != nil {
+			t.discard(false)
 			return err
 		}
 		m.mu.Lock()
@@ -600,8 +608,13 @@ func (m *Manager) logPath(name string) string {
 	return filepath.Join(m.opts.Dir, "logs", name+".log")
 }
 
+// publish publishes an event of the monitor. It does not use the manager's
+// context: the books still publish while the manager closes (the journal
+// closes after it).
 func (m *Manager) publish(subclass string, attrs api.Attrs) {
-	if _, err := m.pub.Publish(m.ctx, ClassPMF, subclass, attrs); err != nil && m.ctx.Err() == nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := m.pub.Publish(ctx, ClassPMF, subclass, attrs); err != nil {
 		m.log.Error("cannot publish", "subclass", subclass, "err", err)
 	}
 }

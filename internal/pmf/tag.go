@@ -40,7 +40,14 @@ type tagRecord struct {
 	Track     trackRecord `json:"track"`
 	Stopping  bool        `json:"stopping,omitempty"`
 	LastExit  string      `json:"last_exit,omitempty"`
+	// Reserved: instance numbers up to this one may have been used. After
+	// a crash of the agent numbering continues above it, so no number is
+	// used twice although the restart path writes nothing.
+	Reserved uint64 `json:"reserved"`
 }
+
+// instanceBlock is how many instance numbers one durable save reserves.
+const instanceBlock = 1000
 
 // Tag states, as shown to users.
 const (
@@ -50,20 +57,35 @@ const (
 	stateStopping   = "stopping"
 )
 
-// tag is one supervised command. Its goroutine (run) is the only writer
-// of its fields after start; mu lets describe read them meanwhile.
+// tag is one supervised command.
+//
+// Two goroutines work for it. The loop (run) watches the processes and
+// decides; it is the only writer of the fields below after the start, and
+// it does nothing slow between noticing an exit and executing the
+// replacement. The books goroutine does, in order, what can follow: the
+// exit status, the events, the durable state file. mu lets describe and
+// the books read the fields meanwhile.
 type tag struct {
 	m    *Manager
 	name string
 	cmds chan func()
 	wake chan struct{}
-	gone chan struct{} // closed when the tag is removed
+	// books carries bookkeeping from the loop (and from Start before the
+	// loop runs) to the books goroutine; the loop closes it when it ends.
+	books     chan func()
+	booksDone chan struct{}
+	loopDone  chan struct{} // closed when run returns
+	gone      chan struct{} // closed when the tag is removed
+
+	saveMu sync.Mutex // serializes writes of the state file
 
 	mu            sync.Mutex
 	spec          Spec
 	window        Window
 	tr            tracker
 	instance      uint64
+	reserved      uint64 // instance numbers reserved on disk
+	floor         uint64 // after a recovery, numbering continues above this
 	main          *reaper.Child
 	mainPID       int
 	mainStart     uint64
@@ -79,21 +101,53 @@ type tag struct {
 }
 
 func (m *Manager) newTag(spec Spec) *tag {
-	return &tag{
+	t := &tag{
 		m: m, name: spec.Tag, spec: spec,
 		cmds:          make(chan func()),
 		wake:          make(chan struct{}, 1),
+		books:         make(chan func(), 64),
+		booksDone:     make(chan struct{}),
+		loopDone:      make(chan struct{}),
 		gone:          make(chan struct{}),
 		window:        Window{Retries: spec.Retries, Period: spec.Period},
 		instanceEnded: make(chan struct{}),
 		state:         stateRunning,
 	}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		defer close(t.booksDone)
+		for f := range t.books {
+			f()
+		}
+	}()
+	return t
+}
+
+// later queues f for the books goroutine. Called from the loop, or before
+// it starts.
+func (t *tag) later(f func()) { t.books <- f }
+
+// publish queues an event, so that events stay in order behind the
+// bookkeeping of earlier ones.
+func (t *tag) publish(subclass string, attrs api.Attrs) {
+	t.later(func() { t.m.publish(subclass, attrs) })
+}
+
+// saveLater queues a durable save of the state as it is when it runs.
+func (t *tag) saveLater() {
+	t.later(func() {
+		if err := t.save(nil); err != nil {
+			t.m.log.Error("cannot save tag state", "tag", t.name, "err", err)
+		}
+	})
 }
 
 // restore loads persisted state into a new tag.
 func (t *tag) restore(rec tagRecord) {
 	t.instance, t.mainPID, t.mainStart = rec.Instance, rec.MainPID, rec.MainStart
 	t.started, t.window, t.stopping, t.lastExit = rec.Started, rec.Window, rec.Stopping, rec.LastExit
+	t.reserved, t.floor = rec.Reserved, rec.Reserved
 	t.window.Set(rec.Spec.Retries, rec.Spec.Period)
 }
 
@@ -109,7 +163,7 @@ func (t *tag) setup(rec *trackRecord) error {
 		t.tr = tr
 	case rec != nil:
 		// Tracked by process group, or by a cgroup this agent cannot use:
-		// the marker still finds the processes.
+		// the markers still find the processes.
 		t.tr = &groupTracker{tag: t.name, agent: m.id, scan: m.scan, pgid: rec.PGID}
 	case m.mode == ModeCgroup:
 		dir := cgroupDir(filepath.Join(string(m.cgRoot), "t-"+t.name))
@@ -138,20 +192,20 @@ func (t *tag) launchFirst() error {
 	if err := t.launch(); err != nil {
 		return err
 	}
-	if err := t.persist(); err != nil {
-		t.m.log.Error("cannot save tag state", "tag", t.name, "err", err)
-	}
-	t.m.publish(SubclassStarted, api.Attrs{
+	t.saveLater()
+	t.publish(SubclassStarted, api.Attrs{
 		"tag": api.String(t.name), "pid": api.Int(int64(t.mainPID)), "instance": api.Uint(t.instance),
 		"command": api.Strings(t.spec.Command...), "owner": api.String(t.spec.Owner.Name),
 	})
 	return nil
 }
 
-// launch starts a new instance of the command. The instance (and the
-// restart the caller counted) is saved before the exec, so that an agent
-// that dies right after cannot number a later instance the same, or lose
-// the restart from the budget; the pid is saved after.
+// launch starts a new instance of the command. Between the decision and
+// the exec it writes nothing, except to reserve a new block of instance
+// numbers once per instanceBlock launches (and at the first); the state
+// with the pid is saved in the books. An agent that dies in the
+// milliseconds between the exec and that save leaves a restart uncounted
+// in the budget, but never an instance number used twice.
 func (t *tag) launch() error {
 	spec := t.spec
 	cmd := exec.Command(spec.Command[0], spec.Command[1:]...)
@@ -172,10 +226,15 @@ func (t *tag) launch() error {
 	if err := t.tr.prepare(cmd); err != nil {
 		return err
 	}
-	// The next instance is on disk before anyone can see it.
-	next := t.instance + 1
-	if err := t.save(func(r *tagRecord) { r.Instance, r.MainPID, r.MainStart = next, 0, 0 }); err != nil {
-		return err
+	next := max(t.instance, t.floor) + 1
+	if next > t.reserved {
+		reserve := next + instanceBlock
+		if err := t.save(func(r *tagRecord) { r.Reserved = reserve }); err != nil {
+			return err
+		}
+		t.mu.Lock()
+		t.reserved = reserve
+		t.mu.Unlock()
 	}
 	t.mu.Lock()
 	t.instance, t.mainPID, t.mainStart = next, 0, 0
@@ -221,16 +280,31 @@ func openLog(path string) (*os.File, error) {
 	return f, nil
 }
 
-// abandon undoes a tag whose first launch failed.
-func (t *tag) abandon() {
+// discard ends a tag whose loop never ran; with release it also gives up
+// its tracking and state (a first launch that failed).
+func (t *tag) discard(release bool) {
+	close(t.books)
+	<-t.booksDone
+	if release {
+		t.release()
+	}
+	close(t.loopDone)
+	close(t.gone)
+}
+
+// release gives up the tag's tracking and its state file.
+func (t *tag) release() {
 	if t.m.levels != nil {
 		if ct, ok := t.tr.(*cgroupTracker); ok {
 			t.m.levels.remove(ct.dir)
 		}
 	}
 	t.tr.release()
-	os.Remove(t.statePath())
-	close(t.gone)
+	t.saveMu.Lock()
+	if err := os.Remove(t.statePath()); err != nil && !os.IsNotExist(err) {
+		t.m.log.Error("cannot remove tag state", "tag", t.name, "err", err)
+	}
+	t.saveMu.Unlock()
 }
 
 // readopt decides, before the loop starts, what a recovered tag is.
@@ -248,7 +322,7 @@ func (t *tag) readopt() {
 		t.state = stateStopping
 	}
 	t.m.log.Info("re-adopted tag", "tag", t.name, "tracking", t.tr.describe())
-	t.m.publish(SubclassReadopted, api.Attrs{
+	t.publish(SubclassReadopted, api.Attrs{
 		"tag": api.String(t.name), "instance": api.Uint(t.instance), "pids": api.Ints(int64s(t.tr.pids())...),
 	})
 }
@@ -261,8 +335,12 @@ func int64s(in []int) []int64 {
 	return out
 }
 
-// run is the tag's goroutine.
+// run is the tag's loop.
 func (t *tag) run(ctx context.Context) {
+	defer func() {
+		close(t.books) // the books finish what is queued, then stop
+		close(t.loopDone)
+	}()
 	var poll <-chan time.Time
 	if t.tr.changes() == nil {
 		tick := time.NewTicker(time.Second)
@@ -297,17 +375,18 @@ func (t *tag) run(ctx context.Context) {
 	}
 }
 
-// do runs f on the tag's goroutine and returns its error.
+// do runs f on the tag's loop and returns its error.
 func (t *tag) do(ctx context.Context, f func() error) error {
 	res := make(chan error, 1)
 	select {
 	case t.cmds <- func() { res <- f() }:
-	case <-t.gone:
+	case <-t.loopDone:
+		if t.m.ctx.Err() != nil {
+			return ErrClosed
+		}
 		return fmt.Errorf("%w: %s", ErrNotFound, t.name)
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-t.m.ctx.Done():
-		return ErrClosed
 	}
 	return <-res
 }
@@ -352,6 +431,8 @@ func (t *tag) check(ctx context.Context, since time.Time) {
 }
 
 // onEnd handles the end of an instance: its last monitored process exited.
+// Between the detection and the exec of the replacement it does only what
+// the decision needs; the rest goes to the books.
 func (t *tag) onEnd(ctx context.Context) {
 	detected := time.Now()
 	now := t.m.opts.Now()
@@ -363,39 +444,40 @@ func (t *tag) onEnd(ctx context.Context) {
 	// What is known of the ending instance, taken before a relaunch resets it.
 	end := ending{main: t.main, pid: t.mainPID, instance: t.instance, known: t.exitKnown, last: t.lastExit}
 	t.mu.Unlock()
+	exited := func() { t.publishExited(t.collect(end), end) }
 
 	if t.stopping {
-		t.publishExited(t.collect(end), end)
-		t.remove(ctx, "stopped")
+		t.later(exited)
+		t.remove("stopped")
 		return
 	}
 	if t.allow(now) {
 		t.record(now)
 		err := t.launch()
 		latency := time.Since(detected)
-		if err == nil {
-			t.m.latency.Observe(latency.Seconds())
-			t.m.restarts.Inc()
-		}
-		// The replacement runs; now the bookkeeping.
-		t.publishExited(t.collect(end), end)
+		t.later(exited)
 		if err != nil {
 			t.m.log.Error("cannot restart", "tag", t.name, "err", err)
 			t.exhaust(ctx, fmt.Sprintf("cannot restart: %v", err))
 			return
 		}
-		t.m.log.Info("restarted", "tag", t.name, "pid", t.mainPID, "retries_used", t.used(now))
-		t.m.publish(SubclassRestarted, api.Attrs{
+		t.m.latency.Observe(latency.Seconds())
+		t.m.restarts.Inc()
+		attrs := api.Attrs{
 			"tag": api.String(t.name), "pid": api.Int(int64(t.mainPID)), "instance": api.Uint(t.instance),
 			"retries_used": api.Int(int64(t.used(now))), "retries": api.Int(int64(t.spec.Retries)),
 			"latency_us": api.Int(latency.Microseconds()),
-		})
-		if err := t.persist(); err != nil {
-			t.m.log.Error("cannot save tag state", "tag", t.name, "err", err)
 		}
+		// Saved before announced: the journal never names an instance the
+		// state file does not know.
+		t.saveLater()
+		t.later(func() {
+			t.m.log.Info("restarted", "tag", t.name, "pid", attrs["pid"].Display(), "retries_used", attrs["retries_used"].Display())
+			t.m.publish(SubclassRestarted, attrs)
+		})
 		return
 	}
-	t.publishExited(t.collect(end), end)
+	t.later(exited)
 	t.exhaust(ctx, fmt.Sprintf("%d restart(s) used within %s", t.used(now), periodText(t.spec.Period)))
 }
 
@@ -431,6 +513,7 @@ func (t *tag) used(now time.Time) int {
 // collect returns how the ended instance's own process exited, waiting
 // briefly for the reaper when it has not reported yet (it does within
 // milliseconds of the exit), and records it as the tag's last exit.
+// It runs in the books.
 func (t *tag) collect(e ending) string {
 	status := e.last
 	switch {
@@ -445,8 +528,8 @@ func (t *tag) collect(e ending) string {
 		status = "unknown (not a child of this agent)"
 	}
 	t.mu.Lock()
-	if t.main == e.main {
-		t.main = nil
+	if t.instance == e.instance {
+		t.exitKnown = true
 	}
 	t.lastExit = status
 	t.mu.Unlock()
@@ -482,12 +565,12 @@ func (t *tag) exhaust(ctx context.Context, why string) {
 		action = t.spec.Action[0]
 	}
 	t.m.log.Warn("restarts exhausted", "tag", t.name, "why", why, "action", action)
-	t.m.publish(SubclassExhausted, api.Attrs{
+	t.publish(SubclassExhausted, api.Attrs{
 		"tag": api.String(t.name), "reason": api.String(why), "action": api.String(action),
 		"retries": api.Int(int64(t.spec.Retries)), "period": api.String(periodText(t.spec.Period)),
 	})
 	if len(t.spec.Action) == 0 {
-		t.remove(ctx, "exhausted")
+		t.remove("exhausted")
 		return
 	}
 	t.mu.Lock()
@@ -496,8 +579,8 @@ func (t *tag) exhaust(ctx context.Context, why string) {
 	go func() {
 		code, err := t.runAction(ctx)
 		select {
-		case t.cmds <- func() { t.actionDone(ctx, code, err) }:
-		case <-ctx.Done():
+		case t.cmds <- func() { t.actionDone(code, err) }:
+		case <-t.loopDone: // stopped meanwhile
 		}
 	}()
 }
@@ -550,8 +633,8 @@ func envPath(env []string) string {
 	return "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 }
 
-// actionDone applies the action program's verdict.
-func (t *tag) actionDone(ctx context.Context, code int, err error) {
+// actionDone applies the action program's verdict (on the loop).
+func (t *tag) actionDone(code int, err error) {
 	decision := "remove"
 	if err == nil && code == 0 && !t.stopping {
 		decision = "relaunch"
@@ -560,28 +643,26 @@ func (t *tag) actionDone(ctx context.Context, code int, err error) {
 	if err != nil {
 		attrs["error"] = api.String(err.Error())
 	}
-	t.m.publish(SubclassAction, attrs)
+	t.publish(SubclassAction, attrs)
 	t.m.log.Info("action program finished", "tag", t.name, "exit_code", code, "err", err, "decision", decision)
 	if decision == "remove" {
-		t.remove(ctx, "action")
+		t.remove("action")
 		return
 	}
 	if err := t.launch(); err != nil {
 		t.m.log.Error("cannot relaunch after the action program", "tag", t.name, "err", err)
-		t.remove(ctx, "action")
+		t.remove("action")
 		return
 	}
-	t.m.publish(SubclassRestarted, api.Attrs{
+	t.publish(SubclassRestarted, api.Attrs{
 		"tag": api.String(t.name), "pid": api.Int(int64(t.mainPID)), "instance": api.Uint(t.instance),
 		"retries_used": api.Int(int64(t.used(t.m.opts.Now()))), "retries": api.Int(int64(t.spec.Retries)),
 		"reason": api.String("action program"),
 	})
-	if err := t.persist(); err != nil {
-		t.m.log.Error("cannot save tag state", "tag", t.name, "err", err)
-	}
+	t.saveLater()
 }
 
-// stop ends monitoring and signals the processes.
+// stop ends monitoring and signals the processes (on the loop).
 func (t *tag) stop(who Requester, sig unix.Signal) error {
 	if !who.may(t.spec.Owner) {
 		return t.denied(who)
@@ -591,13 +672,14 @@ func (t *tag) stop(who Requester, sig unix.Signal) error {
 	wasAction := t.state == stateAction
 	t.state = stateStopping
 	t.mu.Unlock()
-	if err := t.persist(); err != nil {
+	// Durable before the signal: a restarted agent must not restart it.
+	if err := t.save(nil); err != nil {
 		return err
 	}
-	t.m.publish(SubclassStopped, api.Attrs{"tag": api.String(t.name), "signal": api.String(reaper.SignalName(sig))})
+	t.publish(SubclassStopped, api.Attrs{"tag": api.String(t.name), "signal": api.String(reaper.SignalName(sig))})
 	if wasAction || t.ended {
 		// Nothing runs (the action program decides nothing any more).
-		t.remove(t.m.ctx, "stopped")
+		t.remove("stopped")
 		return nil
 	}
 	if err := t.tr.signal(sig); err != nil {
@@ -607,43 +689,40 @@ func (t *tag) stop(who Requester, sig unix.Signal) error {
 	return nil
 }
 
-// escalate kills what a stop left running.
+// escalate kills what a stop left running (on the loop).
 func (t *tag) escalate() error {
-	t.m.publish(SubclassStopped, api.Attrs{"tag": api.String(t.name), "signal": api.String("KILL"), "escalated": api.Bool(true)})
+	t.publish(SubclassStopped, api.Attrs{"tag": api.String(t.name), "signal": api.String("KILL"), "escalated": api.Bool(true)})
 	return t.tr.signal(unix.SIGKILL)
 }
 
-// remove forgets the tag.
-func (t *tag) remove(ctx context.Context, why string) {
+// remove ends the tag (on the loop): the loop stops, and the books, after
+// what is queued, give up its tracking and state and announce it gone.
+func (t *tag) remove(why string) {
 	if t.removed {
 		return
 	}
 	t.removed = true
-	if t.m.levels != nil {
-		if ct, ok := t.tr.(*cgroupTracker); ok {
-			t.m.levels.remove(ct.dir)
-		}
-	}
-	t.tr.release()
-	if err := os.Remove(t.statePath()); err != nil && !os.IsNotExist(err) {
-		t.m.log.Error("cannot remove tag state", "tag", t.name, "err", err)
-	}
-	t.m.forget(t)
-	t.m.log.Info("tag removed", "tag", t.name, "why", why)
-	close(t.gone)
+	t.later(func() {
+		t.release()
+		t.m.forget(t)
+		t.m.log.Info("tag removed", "tag", t.name, "why", why)
+		close(t.gone)
+	})
 }
 
 func (t *tag) statePath() string { return filepath.Join(t.m.opts.Dir, "tags", t.name+".json") }
 
-// persist saves the tag's state.
-func (t *tag) persist() error { return t.save(nil) }
-
-// save saves the tag's state as changed by edit.
+// save writes the tag's state, as changed by edit, durably. The record is
+// taken when the write happens, under saveMu, so a late save never writes
+// an older state over a newer one.
 func (t *tag) save(edit func(*tagRecord)) error {
+	t.saveMu.Lock()
+	defer t.saveMu.Unlock()
 	t.mu.Lock()
 	rec := tagRecord{
 		Schema: tagSchema, Spec: t.spec, Instance: t.instance, MainPID: t.mainPID, MainStart: t.mainStart,
 		Started: t.started, Window: t.window, Track: t.tr.record(), Stopping: t.stopping, LastExit: t.lastExit,
+		Reserved: t.reserved,
 	}
 	t.mu.Unlock()
 	if edit != nil {
