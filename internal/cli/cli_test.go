@@ -118,4 +118,10 @@ func TestInstallLink(t *testing.T) {
 	if dest, _ := os.Readlink(link); dest != target {
 		t.Fatalf("link points to %q", dest)
 	}
+	// A relative link to the same binary is recognised as ours.
+	os.Remove(link)
+	os.Symlink("steady", link)
+	if got, err := installLink(link, target, false, false); err != nil || got != "exists" {
+		t.Fatalf("relative link: %q %v", got, err)
+	}
 }

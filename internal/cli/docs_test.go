@@ -34,6 +34,8 @@ func docPage(cmd *cobra.Command) string {
 		return "steady.md"
 	case parts[1] == "version":
 		return "steady-status.md"
+	case parts[1] == "pmf":
+		return "pmf.md"
 	}
 	return "steady-" + parts[1] + ".md"
 }

@@ -88,8 +88,11 @@ would create (only links that point to this binary).`,
 
 // installLink makes link point to target (or removes it) and says what it did.
 func installLink(link, target string, force, remove bool) (string, error) {
-	cur, err := os.Readlink(link)
-	pointsHere := err == nil && cur == target
+	// A link that leads to the binary counts, however it is written
+	// (relative, or through other links).
+	_, err := os.Readlink(link)
+	resolved, rerr := filepath.EvalSymlinks(link)
+	pointsHere := err == nil && rerr == nil && resolved == target
 	exists := true
 	if _, lerr := os.Lstat(link); errors.Is(lerr, fs.ErrNotExist) {
 		exists = false
