@@ -145,10 +145,34 @@ func (g *groupTracker) alive(since time.Time) (bool, error) { return len(g.membe
 
 func (g *groupTracker) pids() []int { return g.members(time.Now().Add(-time.Second)) }
 
+// signal sends sig to the process group at once (the kernel refuses a
+// fork while a signal is pending for the group, so no member escapes),
+// then to marked processes outside the group, in rounds until no new one
+// shows up (one may fork while it is being signalled).
 func (g *groupTracker) signal(sig syscall.Signal) error {
-	for _, pid := range g.members(time.Now()) {
-		if err := unix.Kill(pid, sig); err != nil && err != unix.ESRCH {
-			return fmt.Errorf("pmf: signalling %d: %w", pid, err)
+	g.mu.Lock()
+	pgid := g.pgid
+	g.mu.Unlock()
+	if pgid > 0 {
+		if err := unix.Kill(-pgid, sig); err != nil && err != unix.ESRCH {
+			return fmt.Errorf("pmf: signalling process group %d: %w", pgid, err)
+		}
+	}
+	done := map[int]bool{}
+	for round := 0; round < 10; round++ {
+		fresh := 0
+		for _, pid := range g.members(time.Now()) {
+			if done[pid] {
+				continue
+			}
+			done[pid] = true
+			fresh++
+			if err := unix.Kill(pid, sig); err != nil && err != unix.ESRCH {
+				return fmt.Errorf("pmf: signalling %d: %w", pid, err)
+			}
+		}
+		if fresh == 0 {
+			break
 		}
 	}
 	return nil

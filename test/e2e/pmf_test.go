@@ -246,14 +246,15 @@ func TestPMFSurvivesAgentKill(t *testing.T) {
 			if len(tg.PIDs) != 1 || tg.PIDs[0] != worker || tg.Instance != 1 {
 				t.Fatalf("after the agent restart: %+v (worker %d)", tg, worker)
 			}
-			// Still supervised: a crash is restarted. Instance numbers only
-			// grow, also across agent restarts.
+			// Still supervised: a crash is restarted (wait for the event: it
+			// is published just after the restart, and the agent is killed
+			// next). Instance numbers only grow, also across agent restarts.
 			syscall.Kill(worker, syscall.SIGKILL)
-			var second uint64
-			waitFor(t, "a restart after the crash", func() bool {
-				second = tagInfo(t, a, "svc").Instance
-				return second > 1
-			})
+			waitFor(t, "a restart after the crash", func() bool { return strings.HasSuffix(pmfEvents(a), "restarted") })
+			second := tagInfo(t, a, "svc").Instance
+			if second <= 1 {
+				t.Fatalf("instance %d after a restart", second)
+			}
 
 			// Died while no agent ran: restarted when it comes back.
 			a.Kill()
@@ -268,18 +269,23 @@ func TestPMFSurvivesAgentKill(t *testing.T) {
 				tg := tagInfo(t, a, "svc")
 				return tg.Instance > second && len(tg.PIDs) > 0
 			})
-			r := a.CLI("events", "list", "--class", "EC_pmf", "-o", "json")
-			var l api.EventList
-			json.Unmarshal([]byte(r.Stdout), &l)
-			var subs []string
-			for _, ev := range l.Events {
-				subs = append(subs, strings.TrimPrefix(ev.Subclass, "ESC_pmf_"))
-			}
-			if got := strings.Join(subs, " "); got != "started readopted exited restarted exited restarted" {
-				t.Fatalf("events: %s", got)
-			}
+			waitFor(t, "the events of the last restart", func() bool {
+				return pmfEvents(a) == "started readopted exited restarted exited restarted"
+			})
 		})
 	}
+}
+
+// pmfEvents lists the EC_pmf subclasses in the agent's journal.
+func pmfEvents(a *Agent) string {
+	r := a.CLI("events", "list", "--class", "EC_pmf", "-o", "json")
+	var l api.EventList
+	json.Unmarshal([]byte(r.Stdout), &l)
+	var subs []string
+	for _, ev := range l.Events {
+		subs = append(subs, strings.TrimPrefix(ev.Subclass, "ESC_pmf_"))
+	}
+	return strings.Join(subs, " ")
 }
 
 // procsWithTag finds live processes carrying the tag marker.
