@@ -285,15 +285,7 @@ func (lt *levelTracker) fork(parent, child int) {
 }
 
 func parentOf(pid int) int {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(string(b[i+2:]))
+	f := procStat(pid)
 	if len(f) < 2 {
 		return 0
 	}

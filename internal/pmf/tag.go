@@ -765,22 +765,32 @@ func (t *tag) describe() api.PMFTag {
 	}
 }
 
-// procStart is a process's start time in clock ticks since boot (field 22
-// of /proc/PID/stat), which tells a pid apart from a later reuse; 0 when
-// the process is gone.
+// procStart is a process's start time in clock ticks since boot, which
+// tells a pid apart from a later reuse; 0 when the process is gone.
 func procStart(pid int) uint64 {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(string(b[i+2:]))
+	f := procStat(pid)
 	if len(f) < 20 {
 		return 0
 	}
 	n, _ := strconv.ParseUint(f[19], 10, 64)
 	return n
+}
+
+// procStat returns the fields of /proc/PID/stat after the command name
+// (which may hold spaces): state, ppid, pgrp, ..., starttime at index 19.
+// Nil when the process is gone.
+func procStat(pid int) []string {
+	return statFields(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+}
+
+func statFields(path string) []string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 || i+2 >= len(b) {
+		return nil
+	}
+	return strings.Fields(string(b[i+2:]))
 }

@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -245,15 +244,7 @@ func scanProcs() []procInfo {
 		if err != nil || pid == self {
 			continue
 		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		i := bytes.LastIndexByte(stat, ')')
-		if i < 0 || i+2 >= len(stat) {
-			continue
-		}
-		f := strings.Fields(string(stat[i+2:]))
+		f := statFields(filepath.Join("/proc", e.Name(), "stat"))
 		if len(f) < 3 || f[0] == "Z" || f[0] == "X" {
 			continue
 		}

@@ -140,6 +140,21 @@ func TestKill9KeepsAcknowledgedEvents(t *testing.T) {
 	t.Logf("%d events acknowledged before SIGKILL, all present; next sequence %d", len(acks), seq)
 }
 
+// policyConfig gives the socket to group "users", which may read, and
+// makes "staff" the admin group (both exist on Debian).
+const policyConfig = `version: 1
+node:
+  name: e2e
+data_dir: {{.DataDir}}
+api:
+  socket: {{.Socket}}
+  socket_group: users
+  read_group: users
+  admin_group: staff
+pmf:
+  cgroup: {{.Cgroup}}
+`
+
 func lookupGID(t *testing.T, name string) uint32 {
 	t.Helper()
 	g, err := user.LookupGroup(name)
@@ -158,18 +173,7 @@ func TestSocketPolicyForOtherUsers(t *testing.T) {
 		t.Skip("needs root to run commands as nobody (CI runs as root)")
 	}
 	users, staff := lookupGID(t, "users"), lookupGID(t, "staff")
-	a := StartAgent(t, AgentOptions{Config: `version: 1
-node:
-  name: e2e
-data_dir: {{.DataDir}}
-api:
-  socket: {{.Socket}}
-  socket_group: users
-  read_group: users
-  admin_group: staff
-pmf:
-  cgroup: {{.Cgroup}}
-`})
+	a := StartAgent(t, AgentOptions{Config: policyConfig})
 	fi, err := os.Stat(a.Socket)
 	if err != nil {
 		t.Fatal(err)

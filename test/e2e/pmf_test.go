@@ -156,18 +156,7 @@ func TestPMFOwnershipThroughSocket(t *testing.T) {
 		t.Skip("needs root to run commands as other users (CI runs as root)")
 	}
 	users := lookupGID(t, "users")
-	a := StartAgent(t, AgentOptions{Config: `version: 1
-node:
-  name: e2e
-data_dir: {{.DataDir}}
-api:
-  socket: {{.Socket}}
-  socket_group: users
-  read_group: users
-  admin_group: staff
-pmf:
-  cgroup: {{.Cgroup}}
-`})
+	a := StartAgent(t, AgentOptions{Config: policyConfig})
 	pmfadm := pmfadmFor(t, a)
 	nobody := CLIOptions{Cred: &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{users}}}
 	stranger := CLIOptions{Cred: &syscall.Credential{Uid: 12345, Gid: 12345, Groups: []uint32{users}}}
