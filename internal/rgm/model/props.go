@@ -60,25 +60,25 @@ func ParseTunable(s string) (Tunable, bool) {
 
 // PropSpec declares one property of a resource type or group.
 type PropSpec struct {
-	Name        string   `json:"name"` // canonical spelling
-	Type        PropType `json:"type"`
-	Enum        []string `json:"enum,omitempty"`
-	Default     []string `json:"default,omitempty"`
-	HasDefault  bool     `json:"has_default"` // without one, a value is required at creation
+	Name       string   `json:"name"` // canonical spelling
+	Type       PropType `json:"type"`
+	Enum       []string `json:"enum,omitempty"`
+	Default    []string `json:"default,omitempty"`
+	HasDefault bool     `json:"has_default"` // without one, a value is required at creation
 	// Optional properties have no default and may stay unset (OCF
 	// parameters: the agent applies its own default, shown as AgentDefault).
-	Optional     bool   `json:"optional,omitempty"`
-	AgentDefault string `json:"agent_default,omitempty"`
-	Min         *int     `json:"min,omitempty"`
-	Max         *int     `json:"max,omitempty"`
-	MinLength   *int     `json:"min_length,omitempty"`
-	MaxLength   *int     `json:"max_length,omitempty"`
-	ArrayMin    *int     `json:"array_min,omitempty"`
-	ArrayMax    *int     `json:"array_max,omitempty"`
-	Tunable     Tunable  `json:"tunable"`
-	Extension   bool     `json:"extension,omitempty"`
-	PerNode     bool     `json:"per_node,omitempty"`
-	Description string   `json:"description,omitempty"`
+	Optional     bool    `json:"optional,omitempty"`
+	AgentDefault string  `json:"agent_default,omitempty"`
+	Min          *int    `json:"min,omitempty"`
+	Max          *int    `json:"max,omitempty"`
+	MinLength    *int    `json:"min_length,omitempty"`
+	MaxLength    *int    `json:"max_length,omitempty"`
+	ArrayMin     *int    `json:"array_min,omitempty"`
+	ArrayMax     *int    `json:"array_max,omitempty"`
+	Tunable      Tunable `json:"tunable"`
+	Extension    bool    `json:"extension,omitempty"`
+	PerNode      bool    `json:"per_node,omitempty"`
+	Description  string  `json:"description,omitempty"`
 }
 
 // Check validates v against the spec.
