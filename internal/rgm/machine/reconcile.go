@@ -484,4 +484,6 @@ func (m *Machine) decide(r *model.Resource, rs *resState, text string) {
 	m.publish(SubDecision, api.Attrs{"resource": api.String(r.Name), "group": api.String(r.Group), "decision": api.String(text)})
 }
 
-func failoverMode(v model.Values) string { return strings.ToUpper(v.String("Failover_mode", model.FailoverNone)) }
+func failoverMode(v model.Values) string {
+	return strings.ToUpper(v.String("Failover_mode", model.FailoverNone))
+}
