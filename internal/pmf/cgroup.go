@@ -1,138 +1,16 @@
 package pmf
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
-	"syscall"
 	"time"
 
+	"github.com/steady-ha/steady/internal/cgroup"
 	"golang.org/x/sys/unix"
 )
-
-// FindCgroup2 returns the mount point of the cgroup v2 (unified)
-// hierarchy: /sys/fs/cgroup on pure v2 hosts, /sys/fs/cgroup/unified on
-// hybrid ones.
-func FindCgroup2() (string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return "", fmt.Errorf("pmf: %w", err)
-	}
-	defer f.Close()
-	var found []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		// ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [OPTIONAL...] - FSTYPE SOURCE SUPER
-		left, right, ok := strings.Cut(sc.Text(), " - ")
-		if !ok {
-			continue
-		}
-		if fs := strings.Fields(right); len(fs) > 0 && fs[0] == "cgroup2" {
-			if f := strings.Fields(left); len(f) >= 5 {
-				found = append(found, unescapeMount(f[4]))
-			}
-		}
-	}
-	if len(found) == 0 {
-		return "", errors.New("pmf: no cgroup v2 hierarchy is mounted")
-	}
-	for _, p := range found {
-		if p == "/sys/fs/cgroup" {
-			return p, nil
-		}
-	}
-	return found[0], nil
-}
-
-// unescapeMount undoes the octal escapes (\040 for a space) of mountinfo.
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
-// cgroupDir is one cgroup v2 directory.
-type cgroupDir string
-
-func (d cgroupDir) file(name string) string { return filepath.Join(string(d), name) }
-
-// populated reads "populated" from cgroup.events.
-func (d cgroupDir) populated() (bool, error) {
-	b, err := os.ReadFile(d.file("cgroup.events"))
-	if err != nil {
-		return false, err
-	}
-	for _, line := range bytes.Split(b, []byte{'\n'}) {
-		if v, ok := bytes.CutPrefix(line, []byte("populated ")); ok {
-			return string(v) == "1", nil
-		}
-	}
-	return false, fmt.Errorf("pmf: %s has no populated field", d.file("cgroup.events"))
-}
-
-// procs lists the processes in the cgroup.
-func (d cgroupDir) procs() ([]int, error) {
-	b, err := os.ReadFile(d.file("cgroup.procs"))
-	if err != nil {
-		return nil, err
-	}
-	var pids []int
-	for _, f := range strings.Fields(string(b)) {
-		if n, err := strconv.Atoi(f); err == nil {
-			pids = append(pids, n)
-		}
-	}
-	return pids, nil
-}
-
-func (d cgroupDir) write(name, value string) error {
-	return os.WriteFile(d.file(name), []byte(value), 0)
-}
-
-// signal sends sig to every process in the cgroup. The cgroup is frozen
-// meanwhile, so that no process forks past the list (a frozen process
-// still dies of SIGKILL).
-//
-// SIGKILL does not use cgroup.kill: on Linux 6.18 (at least) a process
-// later cloned into a cgroup that was once killed that way is killed at
-// birth (CLONE_INTO_CGROUP compares the kill counts of the parent's and the
-// target cgroup), which would kill every restart of the tag.
-func (d cgroupDir) signal(sig syscall.Signal) error {
-	frozen := d.write("cgroup.freeze", "1") == nil
-	if frozen {
-		defer d.write("cgroup.freeze", "0")
-	}
-	pids, err := d.procs()
-	if err != nil {
-		return err
-	}
-	for _, pid := range pids {
-		if err := unix.Kill(pid, sig); err != nil && err != unix.ESRCH {
-			return fmt.Errorf("pmf: signalling %d: %w", pid, err)
-		}
-	}
-	return nil
-}
 
 // cgroupWatcher reports changes of cgroup.events files through one
 // inotify instance for all tags.
@@ -153,7 +31,7 @@ func newCgroupWatcher() (*cgroupWatcher, error) {
 
 // watch starts watching d; the channel receives (coalesced) a value after
 // each change of its cgroup.events.
-func (w *cgroupWatcher) watch(d cgroupDir) (int32, <-chan struct{}, error) {
+func (w *cgroupWatcher) watch(d cgroup.Dir) (int32, <-chan struct{}, error) {
 	rc, err := w.f.SyscallConn()
 	if err != nil {
 		return 0, nil, err
@@ -161,7 +39,7 @@ func (w *cgroupWatcher) watch(d cgroupDir) (int32, <-chan struct{}, error) {
 	var wd int
 	var werr error
 	rc.Control(func(fd uintptr) {
-		wd, werr = unix.InotifyAddWatch(int(fd), d.file("cgroup.events"), unix.IN_MODIFY)
+		wd, werr = unix.InotifyAddWatch(int(fd), d.File("cgroup.events"), unix.IN_MODIFY)
 	})
 	if werr != nil {
 		return 0, nil, fmt.Errorf("pmf: watching %s: %w", d, werr)

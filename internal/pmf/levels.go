@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/steady-ha/steady/internal/cgroup"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -42,14 +43,14 @@ type levelTracker struct {
 	self int
 
 	mu        sync.Mutex // guards everything below
-	levels    map[cgroupDir]int
+	levels    map[cgroup.Dir]int
 	depth     map[int]depthInfo // tgid -> its tag cgroup and fork depth
-	untracked cgroupDir
+	untracked cgroup.Dir
 	listening bool
 }
 
 type depthInfo struct {
-	dir   cgroupDir
+	dir   cgroup.Dir
 	depth int
 }
 
@@ -65,7 +66,7 @@ func newLevelTracker(log *slog.Logger) (*levelTracker, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("process connector: %w", err)
 	}
-	lt := &levelTracker{log: log, self: os.Getpid(), levels: map[cgroupDir]int{}, depth: map[int]depthInfo{}}
+	lt := &levelTracker{log: log, self: os.Getpid(), levels: map[cgroup.Dir]int{}, depth: map[int]depthInfo{}}
 	// Probe: subscribe, wait for the acknowledgement, unsubscribe.
 	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 1})
 	if err := sendMcast(fd, procMcastListen); err != nil {
@@ -130,12 +131,12 @@ func parseProcEvent(b []byte) (what uint32, data []byte, ok bool) {
 }
 
 // add starts enforcing level for the tag cgroup dir.
-func (lt *levelTracker) add(dir cgroupDir, level int) {
+func (lt *levelTracker) add(dir cgroup.Dir, level int) {
 	lt.mu.Lock()
 	defer lt.mu.Unlock()
 	lt.levels[dir] = level
 	if lt.untracked == "" {
-		lt.untracked = cgroupDir(filepath.Join(filepath.Dir(string(dir)), "untracked"))
+		lt.untracked = cgroup.Dir(filepath.Join(filepath.Dir(string(dir)), "untracked"))
 		os.Mkdir(string(lt.untracked), 0o755)
 	}
 	if !lt.listening {
@@ -161,7 +162,7 @@ func (lt *levelTracker) setMain(pid int) {
 }
 
 // remove stops enforcing levels for dir.
-func (lt *levelTracker) remove(dir cgroupDir) {
+func (lt *levelTracker) remove(dir cgroup.Dir) {
 	lt.mu.Lock()
 	defer lt.mu.Unlock()
 	delete(lt.levels, dir)
@@ -179,7 +180,7 @@ func (lt *levelTracker) remove(dir cgroupDir) {
 }
 
 // cgroupOf finds the level tag cgroup a process is in. lt.mu is held.
-func (lt *levelTracker) cgroupOf(pid int) (cgroupDir, bool) {
+func (lt *levelTracker) cgroupOf(pid int) (cgroup.Dir, bool) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
 	if err != nil {
 		return "", false
@@ -276,7 +277,7 @@ func (lt *levelTracker) fork(parent, child int) {
 	}
 	if info.depth+1 > level {
 		// Beyond the level: no longer part of the tag.
-		if err := lt.untracked.write("cgroup.procs", strconv.Itoa(child)); err != nil && !errors.Is(err, unix.ESRCH) {
+		if err := lt.untracked.Write("cgroup.procs", strconv.Itoa(child)); err != nil && !errors.Is(err, unix.ESRCH) {
 			lt.log.Warn("cannot release a process beyond the monitoring level", "pid", child, "err", err)
 		}
 		return

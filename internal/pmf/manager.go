@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/steady-ha/steady/internal/cgroup"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -79,8 +80,8 @@ type Manager struct {
 	log     *slog.Logger
 	pub     event.Publisher
 	mode    Mode
-	reason  string    // why the fallback mode is used
-	cgRoot  cgroupDir // parent of the tags' cgroups (cgroup mode)
+	reason  string     // why the fallback mode is used
+	cgRoot  cgroup.Dir // parent of the tags' cgroups (cgroup mode)
 	watcher *cgroupWatcher
 	scan    *procScanner
 	levels  *levelTracker
@@ -213,16 +214,9 @@ func (m *Manager) pickMode() error {
 }
 
 func (m *Manager) setupCgroup() error {
-	mount, err := FindCgroup2()
+	root, err := cgroup.Writable(filepath.Join(m.opts.Cgroup, "pmf"))
 	if err != nil {
 		return err
-	}
-	root := cgroupDir(filepath.Join(mount, m.opts.Cgroup, "pmf"))
-	if err := os.MkdirAll(string(root), 0o755); err != nil {
-		return fmt.Errorf("pmf: cgroup v2 at %s is not writable: %w", mount, err)
-	}
-	if _, err := os.Stat(root.file("cgroup.kill")); err != nil {
-		return fmt.Errorf("pmf: the kernel lacks cgroup.kill (Linux 5.14 or later is needed): %w", err)
 	}
 	w, err := newCgroupWatcher()
 	if err != nil {

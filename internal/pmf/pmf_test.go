@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/steady-ha/steady/internal/cgroup"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -82,7 +83,7 @@ func (e *env) open() {
 
 // killAll ends every process the test started and removes its cgroups.
 func (e *env) killAll() {
-	mount, err := FindCgroup2()
+	mount, err := cgroup.FindCgroup2()
 	if err == nil {
 		root := filepath.Join(mount, e.cgroup)
 		filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {

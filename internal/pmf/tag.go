@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/steady-ha/steady/internal/cgroup"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -156,7 +157,7 @@ func (t *tag) setup(rec *trackRecord) error {
 	m := t.m
 	switch {
 	case rec != nil && rec.Cgroup != "" && m.watcher != nil:
-		tr, err := newCgroupTracker(m.watcher, cgroupDir(rec.Cgroup))
+		tr, err := newCgroupTracker(m.watcher, cgroup.Dir(rec.Cgroup))
 		if err != nil {
 			return err
 		}
@@ -166,10 +167,10 @@ func (t *tag) setup(rec *trackRecord) error {
 		// the markers still find the processes.
 		t.tr = &groupTracker{tag: t.name, agent: m.id, scan: m.scan, pgid: rec.PGID}
 	case m.mode == ModeCgroup:
-		dir := cgroupDir(filepath.Join(string(m.cgRoot), "t-"+t.name))
-		if pop, err := dir.populated(); err == nil && pop {
+		dir := cgroup.Dir(filepath.Join(string(m.cgRoot), "t-"+t.name))
+		if pop, err := dir.Populated(); err == nil && pop {
 			return fmt.Errorf("%w: processes of an earlier %s still run in cgroup %s, which no tag owns; stop them (echo 1 > %s) and start again",
-				ErrExists, t.name, dir, dir.file("cgroup.kill"))
+				ErrExists, t.name, dir, dir.File("cgroup.kill"))
 		}
 		tr, err := newCgroupTracker(m.watcher, dir)
 		if err != nil {

@@ -3,6 +3,7 @@ package pmf
 import (
 	"bytes"
 	"fmt"
+	"github.com/steady-ha/steady/internal/cgroup"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -51,20 +52,20 @@ type trackRecord struct {
 
 // cgroupTracker tracks a tag by its cgroup v2 directory.
 type cgroupTracker struct {
-	dir cgroupDir
+	dir cgroup.Dir
 	w   *cgroupWatcher
 	wd  int32
 	ch  <-chan struct{}
 	fd  int // O_PATH descriptor of dir for CLONE_INTO_CGROUP
 }
 
-func newCgroupTracker(w *cgroupWatcher, dir cgroupDir) (*cgroupTracker, error) {
-	if err := os.Mkdir(string(dir), 0o755); err != nil && !os.IsExist(err) {
-		return nil, fmt.Errorf("pmf: creating cgroup %s: %w", dir, err)
+func newCgroupTracker(w *cgroupWatcher, dir cgroup.Dir) (*cgroupTracker, error) {
+	if err := dir.Create(); err != nil {
+		return nil, err
 	}
-	fd, err := unix.Open(string(dir), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	fd, err := dir.OpenFD()
 	if err != nil {
-		return nil, fmt.Errorf("pmf: opening cgroup %s: %w", dir, err)
+		return nil, err
 	}
 	wd, ch, err := w.watch(dir)
 	if err != nil {
@@ -80,28 +81,21 @@ func (c *cgroupTracker) prepare(cmd *exec.Cmd) error {
 	return nil
 }
 
-func (c *cgroupTracker) alive(time.Time) (bool, error) { return c.dir.populated() }
+func (c *cgroupTracker) alive(time.Time) (bool, error) { return c.dir.Populated() }
 
 func (c *cgroupTracker) pids() []int {
-	p, _ := c.dir.procs()
+	p, _ := c.dir.Procs()
 	return p
 }
 
-func (c *cgroupTracker) signal(sig syscall.Signal) error { return c.dir.signal(sig) }
+func (c *cgroupTracker) signal(sig syscall.Signal) error { return c.dir.Signal(sig) }
 
 func (c *cgroupTracker) changes() <-chan struct{} { return c.ch }
 
 func (c *cgroupTracker) release() {
 	c.w.unwatch(c.wd)
 	unix.Close(c.fd)
-	// The directory goes once it is empty; a straggler that is still
-	// exiting keeps it a moment, so try a few times.
-	for i := 0; i < 50; i++ {
-		if err := os.Remove(string(c.dir)); err == nil || os.IsNotExist(err) {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	c.dir.Remove()
 }
 
 func (c *cgroupTracker) describe() string { return "cgroup " + string(c.dir) }
