@@ -30,7 +30,10 @@ func TestDirLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Close(fd)
-	cmd := exec.Command("/bin/sh", "-c", "trap '' TERM; sleep 30 & wait")
+	// The shell handles USR1 (noting it in a file) and stays; its sleep,
+	// for which USR1 is fatal, dies of it.
+	mark := filepath.Join(t.TempDir(), "usr1")
+	cmd := exec.Command("/bin/sh", "-c", "trap 'echo got > "+mark+"' USR1; sleep 30 & while :; do wait; sleep 0.05; done")
 	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: fd}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -40,13 +43,15 @@ func TestDirLifecycle(t *testing.T) {
 	if pop, _ := d.Populated(); err != nil || len(pids) != 2 || !pop {
 		t.Fatalf("procs %v %v, populated %v", pids, err, pop)
 	}
-	// TERM is ignored by the shell but not by sleep; KILL ends both.
-	if err := d.Signal(syscall.SIGTERM); err != nil {
+	if err := d.Signal(syscall.SIGUSR1); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond)
-	if pids, _ := d.Procs(); len(pids) != 1 {
-		t.Fatalf("after TERM: %v", pids)
+	time.Sleep(200 * time.Millisecond)
+	if b, _ := os.ReadFile(mark); string(b) != "got\n" {
+		t.Fatalf("the shell did not get USR1: %q", b)
+	}
+	if pids, _ := d.Procs(); len(pids) != 1 || pids[0] != cmd.Process.Pid {
+		t.Fatalf("after USR1 the sleep should be gone and the shell left: %v", pids)
 	}
 	if err := d.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
