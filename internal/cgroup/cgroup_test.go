@@ -33,7 +33,7 @@ func TestDirLifecycle(t *testing.T) {
 	// The shell handles USR1 (noting it in a file) and stays; its sleep,
 	// for which USR1 is fatal, dies of it.
 	mark := filepath.Join(t.TempDir(), "usr1")
-	cmd := exec.Command("/bin/sh", "-c", "trap 'echo got > "+mark+"' USR1; sleep 30 & while :; do wait; sleep 0.05; done")
+	cmd := exec.Command("/bin/sh", "-c", "trap 'echo got > "+mark+"' USR1; sleep 30 & wait; exec sleep 30")
 	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: fd}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
