@@ -182,3 +182,22 @@ func Writable(sub string) (Dir, error) {
 	}
 	return d, nil
 }
+
+// RemoveTree kills every process below d (freezing, then SIGKILL) and
+// removes d and its descendants; for tests and cleanup of what steady
+// created.
+func RemoveTree(d Dir) {
+	var dirs []Dir
+	filepath.WalkDir(string(d), func(p string, e os.DirEntry, err error) error {
+		if err == nil && e.IsDir() {
+			dirs = append(dirs, Dir(p))
+		}
+		return nil
+	})
+	for _, x := range dirs {
+		x.Signal(syscall.SIGKILL)
+	}
+	for i := len(dirs) - 1; i >= 0; i-- {
+		dirs[i].Remove()
+	}
+}

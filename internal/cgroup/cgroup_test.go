@@ -20,8 +20,8 @@ func TestDirLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer os.Remove(string(root))
 	d := Dir(filepath.Join(string(root), "one"))
+	t.Cleanup(func() { RemoveTree(root) })
 	if err := d.Create(); err != nil {
 		t.Fatal(err)
 	}

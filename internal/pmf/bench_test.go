@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/binary"
 	"os"
+	"path/filepath"
 	"sort"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/steady-ha/steady/internal/cgroup"
 	"github.com/steady-ha/steady/internal/event"
 	"github.com/steady-ha/steady/internal/reaper"
 	"golang.org/x/sys/unix"
@@ -124,6 +126,7 @@ func runRestartBench(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	defer cgroup.RemoveTree(cgroup.Dir(filepath.Dir(string(m.cgRoot))))
 	defer m.Close()
 	kc, stopClock := startKernelClock(b)
 	sub := bus.Subscribe(j.LastSeq(), event.Filter{Class: ClassPMF})

@@ -83,24 +83,8 @@ func (e *env) open() {
 
 // killAll ends every process the test started and removes its cgroups.
 func (e *env) killAll() {
-	mount, err := cgroup.FindCgroup2()
-	if err == nil {
-		root := filepath.Join(mount, e.cgroup)
-		filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
-			if err == nil && fi.IsDir() {
-				os.WriteFile(filepath.Join(p, "cgroup.kill"), []byte("1"), 0)
-			}
-			return nil
-		})
-		time.Sleep(50 * time.Millisecond)
-		for _, d := range []string{"pmf/untracked", "pmf"} {
-			matches, _ := filepath.Glob(filepath.Join(root, "pmf", "t-*"))
-			for _, m := range matches {
-				os.Remove(m)
-			}
-			os.Remove(filepath.Join(root, d))
-		}
-		os.Remove(root)
+	if mount, err := cgroup.FindCgroup2(); err == nil {
+		cgroup.RemoveTree(cgroup.Dir(filepath.Join(mount, e.cgroup)))
 	}
 	for _, p := range scanProcs() {
 		if strings.HasPrefix(p.tag, "t-") {
