@@ -152,6 +152,30 @@ func (m *Machine) monitorFailure(r *model.Resource, rs *resState, why string) {
 	m.giveover(r, rs, fmt.Sprintf("%s; %d restarts within Retry_interval are used up", why, retries))
 }
 
+// GaveUp reports that the process monitor gave up on a resource's
+// process: it already restarted it Retry_count times within
+// Retry_interval, so what remains is a giveover (or, under RESTART_ONLY
+// and LOG_ONLY, only the record).
+func (m *Machine) GaveUp(name, msg string, now time.Time) []Action {
+	m.now = now
+	r, rs := m.cfg.Resources[name], m.res[name]
+	if r == nil || rs == nil || !up(rs.State) || rs.Going != "" {
+		return nil
+	}
+	m.setStatus(r, rs, StatusFaulted, msg)
+	why := "the process monitor gave up: " + msg
+	switch mode := failoverMode(m.cfg.Effective(r)); {
+	case m.cfg.Groups[r.Group] != nil && m.cfg.Groups[r.Group].Suspended:
+		m.decide(r, rs, why+"; automatic recovery of group "+r.Group+" is suspended")
+	case mode == model.FailoverLogOnly || mode == model.FailoverRestartOnly:
+		m.decide(r, rs, why+"; Failover_mode "+mode+": no giveover")
+	default:
+		m.giveover(r, rs, why)
+	}
+	m.reconcile()
+	return m.flush()
+}
+
 // giveover asks for the group of r to move to another node.
 func (m *Machine) giveover(r *model.Resource, rs *resState, why string) (api.SchaErr, string) {
 	if rs.GiveoverAsked {

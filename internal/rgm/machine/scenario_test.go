@@ -33,6 +33,7 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of the sc
 //	assign G online|offline
 //	done ID ok|fail|timeout [rc=N]
 //	probe R ok|fail|degraded [message...]
+//	gaveup R message...          the process monitor gave up
 //	control OP R [token=N]
 //	restart-group G | retry G | clear R | enable R | disable R | monitor R | unmonitor R
 //	status R STATUS [message...]
@@ -197,6 +198,8 @@ func (s *scenario) run(line string) []string {
 	case "probe":
 		msg := strings.Join(rest[1:], " ")
 		acts = s.m.ProbeResult(name, args[1] != "fail", args[1] == "degraded", msg, s.now)
+	case "gaveup":
+		acts = s.m.GaveUp(name, strings.Join(rest, " "), s.now)
 	case "control":
 		token, _ := strconv.ParseUint(kv["token"], 10, 64)
 		done, code, msg, a := s.m.Control(args[0], "", args[1], token, s.now)

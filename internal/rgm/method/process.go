@@ -31,20 +31,20 @@ func ProcessTag(group, resource string) string { return group + "," + resource +
 func processSpec(c Call) (pmf.Spec, error) {
 	cmd := c.Values.List("Command")
 	if len(cmd) == 0 || !filepath.IsAbs(cmd[0]) {
-		return pmf.Spec{}, fmt.Errorf("Command must start with an absolute path, not %q", strings.Join(cmd, " "))
+		return pmf.Spec{}, fmt.Errorf("property Command must start with an absolute path, not %q", strings.Join(cmd, " "))
 	}
 	id, err := runas.Lookup(c.Values.String("User", "root"))
 	if err != nil {
-		return pmf.Spec{}, fmt.Errorf("User: %w", err)
+		return pmf.Spec{}, fmt.Errorf("property User: %w", err)
 	}
 	env := append(id.Env(), c.Values.List("Environment")...)
 	for _, e := range c.Values.List("Environment") {
 		if k, _, ok := strings.Cut(e, "="); !ok || k == "" {
-			return pmf.Spec{}, fmt.Errorf("Environment entry %q is not NAME=VALUE", e)
+			return pmf.Spec{}, fmt.Errorf("property Environment: entry %q is not NAME=VALUE", e)
 		}
 	}
 	if _, err := pmf.ParseSignal(c.Values.String("Stop_signal", "TERM")); err != nil {
-		return pmf.Spec{}, fmt.Errorf("Stop_signal: %w", err)
+		return pmf.Spec{}, fmt.Errorf("property Stop_signal: %w", err)
 	}
 	spec := pmf.Spec{
 		Tag: ProcessTag(c.Group, c.Resource), Command: cmd, Env: env,

@@ -197,6 +197,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	if cycle := findCycle(sortedKeys(c.Groups), func(g string) []string {
+		if c.Groups[g] == nil {
+			return nil // reported above as "not a group"
+		}
 		return c.GroupValues(c.Groups[g]).List("RG_dependencies")
 	}); cycle != nil {
 		bad("RG_dependencies form a cycle: %s", strings.Join(cycle, " -> "))
@@ -241,8 +244,12 @@ func (c *Config) Validate() error {
 		}
 	}
 	if cycle := findCycle(sortedKeys(c.Resources), func(n string) []string {
+		r := c.Resources[n]
+		if r == nil || c.TypeOf(r) == nil {
+			return nil // reported above
+		}
 		var on []string
-		for _, d := range c.Deps(c.Resources[n]) {
+		for _, d := range c.Deps(r) {
 			on = append(on, d.On)
 		}
 		return on

@@ -1,0 +1,131 @@
+package api
+
+// RGMProp is one property of a resource or group, as it is now.
+type RGMProp struct {
+	Name      string   `json:"name"`
+	Type      string   `json:"type"` // INT, BOOLEAN, STRING, STRINGARRAY, ENUM
+	Values    []string `json:"values"`
+	Set       bool     `json:"set"` // set explicitly (else the default)
+	Extension bool     `json:"extension,omitempty"`
+	Tunable   string   `json:"tunable,omitempty"`
+}
+
+// RGMPropSpec is a property a type declares.
+type RGMPropSpec struct {
+	Name         string   `json:"name"`
+	Type         string   `json:"type"`
+	Enum         []string `json:"enum,omitempty"`
+	Default      []string `json:"default,omitempty"`
+	HasDefault   bool     `json:"has_default"`
+	Optional     bool     `json:"optional,omitempty"`
+	AgentDefault string   `json:"agent_default,omitempty"`
+	Min          *int     `json:"min,omitempty"`
+	Max          *int     `json:"max,omitempty"`
+	Tunable      string   `json:"tunable"`
+	Extension    bool     `json:"extension,omitempty"`
+	PerNode      bool     `json:"per_node,omitempty"`
+	Description  string   `json:"description,omitempty"`
+}
+
+// RGMType is a resource type.
+type RGMType struct {
+	Name           string              `json:"name"`
+	Source         string              `json:"source"` // rtr, ocf, builtin
+	Version        string              `json:"version"`
+	Vendor         string              `json:"vendor,omitempty"`
+	Description    string              `json:"description,omitempty"`
+	APIVersion     int                 `json:"api_version,omitempty"`
+	Failover       bool                `json:"failover"`
+	SingleInstance bool                `json:"single_instance,omitempty"`
+	InitNodes      string              `json:"init_nodes,omitempty"`
+	BaseDir        string              `json:"base_dir,omitempty"`
+	Agent          string              `json:"agent,omitempty"`
+	Methods        map[string]string   `json:"methods,omitempty"`
+	Props          []RGMPropSpec       `json:"props"`
+	Extra          map[string][]string `json:"extra,omitempty"`
+	Resources      []string            `json:"resources"`
+}
+
+// RGMResource is a resource with its state on this node.
+type RGMResource struct {
+	Name        string    `json:"name"`
+	Group       string    `json:"group"`
+	Type        string    `json:"type"`
+	TypeVersion string    `json:"type_version"`
+	Node        string    `json:"node"`
+	Enabled     bool      `json:"enabled"`
+	Monitored   bool      `json:"monitored"`
+	State       string    `json:"state"`
+	Status      string    `json:"status"`
+	StatusMsg   string    `json:"status_msg,omitempty"`
+	Restarts    int       `json:"num_resource_restarts"`
+	RGRestarts  int       `json:"num_rg_restarts"`
+	Props       []RGMProp `json:"props"`
+	// What the RGM knows of its last moves, for "steady rg why".
+	Last       string `json:"last,omitempty"`
+	LastOutput string `json:"last_output,omitempty"`
+	Decision   string `json:"decision,omitempty"`
+	Waiting    string `json:"waiting,omitempty"`
+}
+
+// RGMGroup is a resource group with its state on this node.
+type RGMGroup struct {
+	Name      string    `json:"name"`
+	Node      string    `json:"node"`
+	Managed   bool      `json:"managed"`
+	Online    bool      `json:"online"` // the administrator's intent
+	Suspended bool      `json:"suspended,omitempty"`
+	State     string    `json:"state"`
+	Assigned  bool      `json:"assigned"` // to be online on this node
+	Restarts  int       `json:"restarts"`
+	Decision  string    `json:"decision,omitempty"`
+	Props     []RGMProp `json:"props"`
+	Resources []string  `json:"resources"`
+}
+
+// RGMTypeRequest registers a type: an RTR file's text (and its name, for
+// messages), or an OCF agent name.
+type RGMTypeRequest struct {
+	RTR     string `json:"rtr,omitempty"`
+	RTRFile string `json:"rtr_file,omitempty"`
+	OCF     string `json:"ocf,omitempty"`
+}
+
+// RGMGroupRequest creates a group.
+type RGMGroupRequest struct {
+	Name  string            `json:"name"`
+	Props map[string]string `json:"props,omitempty"`
+}
+
+// RGMResourceRequest creates a resource. Property values are text;
+// STRINGARRAY values are comma-separated.
+type RGMResourceRequest struct {
+	Name     string            `json:"name"`
+	Group    string            `json:"group"`
+	Type     string            `json:"type"`
+	Props    map[string]string `json:"props,omitempty"`
+	Disabled bool              `json:"disabled,omitempty"`
+}
+
+// RGMSetRequest changes properties.
+type RGMSetRequest struct {
+	Props map[string]string `json:"props"`
+}
+
+// RGMLog is the tail of a resource's method log.
+type RGMLog struct {
+	Path  string   `json:"path"`
+	Lines []string `json:"lines"`
+}
+
+// RGMCluster answers what scha_cluster_get asks.
+type RGMCluster struct {
+	ClusterName    string   `json:"cluster_name"`
+	LocalNode      string   `json:"local_node"`
+	LocalNodeID    int      `json:"local_node_id"`
+	Nodes          []string `json:"nodes"`
+	NodeStates     []string `json:"node_states"` // UP or DOWN, in the order of Nodes
+	ResourceGroups []string `json:"resource_groups"`
+	ResourceTypes  []string `json:"resource_types"`
+	SyslogFacility string   `json:"syslog_facility"`
+}

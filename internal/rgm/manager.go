@@ -1,0 +1,420 @@
+// Package rgm is the resource group manager of one node: it keeps the
+// configuration of resource types, resources and groups in the store,
+// checks changes (including the types' VALIDATE methods), and drives the
+// node's state machine (package machine), carrying out its actions with
+// the method runner (package method) and the process monitor.
+//
+// One goroutine, the loop, owns the state machine; everything that
+// touches it is a closure run on the loop. Methods and monitors run in
+// their own goroutines and report back through the loop. The machine's
+// runtime state is saved in the data directory before its actions are
+// carried out, so an agent restart converges without repeating what was
+// done (a resource that was online is not started again).
+//
+// The API server calls the Manager's methods from request goroutines; all
+// are safe for concurrent use.
+package rgm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/steady-ha/steady/api"
+	"github.com/steady-ha/steady/internal/cgroup"
+	"github.com/steady-ha/steady/internal/event"
+	"github.com/steady-ha/steady/internal/pmf"
+	"github.com/steady-ha/steady/internal/reaper"
+	"github.com/steady-ha/steady/internal/rgm/machine"
+	"github.com/steady-ha/steady/internal/rgm/method"
+	"github.com/steady-ha/steady/internal/rgm/model"
+	"github.com/steady-ha/steady/internal/store"
+)
+
+// Errors of the manager.
+var (
+	ErrNotFound = errors.New("rgm: not found")
+	ErrExists   = errors.New("rgm: already exists")
+	ErrState    = errors.New("rgm: not allowed in the current state")
+	ErrRefused  = errors.New("rgm: refused by the VALIDATE method")
+	ErrClosed   = errors.New("rgm: the resource group manager is stopping")
+)
+
+// Options configures New.
+type Options struct {
+	Node    string
+	Cluster string
+	Dir     string // node-local state: runtime state and method logs
+	Store   *store.Store
+	Bus     *event.Bus
+	PMF     *pmf.Manager
+	Spawner reaper.Spawner
+	// Cgroup is steady's cgroup under the cgroup v2 mount; methods run in
+	// cgroups below CGROUP/rgm. Empty: process groups only.
+	Cgroup     string
+	BinDir     string // compatibility commands for methods (pmfadm, scha_*)
+	Socket     string // the agent's socket
+	OCFRoot    string
+	Now        func() time.Time
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// Manager is the resource group manager of one node.
+type Manager struct {
+	opts   Options
+	log    *slog.Logger
+	pub    event.Publisher
+	runner *method.Runner
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	inputs chan func()
+
+	// cfgMu serializes configuration changes (store transaction, then the
+	// new configuration to the loop); current is the last committed one.
+	cfgMu   sync.Mutex
+	current *model.Config
+
+	// Owned by the loop.
+	mach      *machine.Machine
+	monitors  map[string]context.CancelFunc
+	waiters   map[uint64]chan machine.Reply
+	nextToken uint64
+	saved     map[string]string // last state file contents, by file name
+
+	methodRuns *prometheus.CounterVec
+}
+
+// New loads the configuration from the store and the runtime state from
+// the data directory, and starts converging.
+func New(ctx context.Context, opts Options) (*Manager, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	for _, d := range []string{"state", "logs"} {
+		if err := os.MkdirAll(filepath.Join(opts.Dir, d), 0o750); err != nil {
+			return nil, fmt.Errorf("rgm: %w", err)
+		}
+	}
+	var cg cgroup.Dir
+	if opts.Cgroup != "" {
+		if d, err := cgroup.Writable(filepath.Join(opts.Cgroup, "rgm")); err == nil {
+			cg = d
+		} else {
+			opts.Logger.Info("methods run in process groups only", "reason", err)
+		}
+	}
+	runner, err := method.New(method.Options{Spawner: opts.Spawner, Cgroup: cg, LogDir: filepath.Join(opts.Dir, "logs"),
+		BinDir: opts.BinDir, Socket: opts.Socket, Node: opts.Node, OCFRoot: opts.OCFRoot, PMF: opts.PMF, Logger: opts.Logger})
+	if err != nil {
+		return nil, err
+	}
+	m := &Manager{
+		opts: opts, log: opts.Logger, runner: runner,
+		inputs: make(chan func(), 256), monitors: map[string]context.CancelFunc{},
+		waiters: map[uint64]chan machine.Reply{}, saved: map[string]string{},
+		methodRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "steady_rgm_methods_total", Help: "Methods run by the resource group manager, by method and result.",
+		}, []string{"method", "result"}),
+	}
+	if opts.Bus != nil {
+		m.pub = opts.Bus.Publisher("steady:rgm")
+	}
+	if opts.Registerer != nil {
+		if err := opts.Registerer.Register(m.methodRuns); err != nil {
+			return nil, fmt.Errorf("rgm: metrics: %w", err)
+		}
+	}
+	cfg, err := m.loadConfig(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.Validate(); err != nil {
+		m.log.Warn("the stored configuration has problems; resources that are affected stay offline", "err", err)
+	}
+	m.current = cfg
+	snap, err := m.loadState()
+	if err != nil {
+		return nil, err
+	}
+	m.ctx, m.cancel = context.WithCancel(context.Background())
+	var acts []machine.Action
+	m.mach, acts = machine.Restore(opts.Node, snap, cfg, opts.Now())
+	m.wg.Add(1)
+	go m.loop()
+	m.inputs <- func() {
+		m.apply(acts)
+		m.assign()
+		m.bootMethods()
+	}
+	if opts.Bus != nil {
+		m.wg.Add(1)
+		go m.watchProcesses(opts.Bus.Journal().LastSeq())
+	}
+	return m, nil
+}
+
+func (m *Manager) loop() {
+	defer m.wg.Done()
+	for {
+		select {
+		case f := <-m.inputs:
+			f()
+		case <-m.ctx.Done():
+			return
+		}
+	}
+}
+
+// do runs f on the loop and waits for it.
+func (m *Manager) do(ctx context.Context, f func()) error {
+	done := make(chan struct{})
+	select {
+	case m.inputs <- func() { f(); close(done) }:
+	case <-m.ctx.Done():
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-m.ctx.Done():
+		return ErrClosed
+	}
+}
+
+// post queues f for the loop from a background goroutine.
+func (m *Manager) post(f func()) {
+	select {
+	case m.inputs <- f:
+	case <-m.ctx.Done():
+	}
+}
+
+// assign applies the single-node rule: a managed group that should be
+// online, and whose Nodelist is empty or names this node, is assigned
+// here. (In a cluster the controller decides instead.)
+func (m *Manager) assign() {
+	cfg := m.mach.Config()
+	for _, name := range sortedKeys(cfg.Groups) {
+		g := cfg.Groups[name]
+		want := g.Managed && g.Online && inNodelist(cfg.GroupValues(g).List("Nodelist"), m.opts.Node)
+		if info, ok := m.mach.Group(name); ok && info.Assigned != want {
+			m.apply(m.mach.Assign(name, want, m.opts.Now()))
+		}
+	}
+}
+
+func inNodelist(list []string, node string) bool {
+	if len(list) == 0 {
+		return true
+	}
+	for _, n := range list {
+		if n == node {
+			return true
+		}
+	}
+	return false
+}
+
+// setConfig gives the loop a new configuration.
+func (m *Manager) setConfig(cfg *model.Config) {
+	m.post(func() {
+		m.apply(m.mach.SetConfig(cfg, m.opts.Now()))
+		m.assign()
+	})
+}
+
+// apply carries out the machine's actions; the runtime state is saved
+// first. Runs on the loop.
+func (m *Manager) apply(acts []machine.Action) {
+	if len(acts) == 0 {
+		return
+	}
+	if err := m.saveState(); err != nil {
+		m.log.Error("cannot save the runtime state", "err", err)
+	}
+	var events []event.Event
+	for _, a := range acts {
+		switch a := a.(type) {
+		case machine.Publish:
+			events = append(events, event.Event{Class: machine.ClassRGM, Subclass: a.Subclass, Publisher: "steady:rgm", Attrs: a.Attrs})
+			m.logDecision(a)
+		case machine.Run:
+			m.runMethod(a)
+		case machine.StartMonitor:
+			m.startMonitor(a)
+		case machine.StopMonitor:
+			if stop, ok := m.monitors[a.Resource]; ok {
+				stop()
+				delete(m.monitors, a.Resource)
+			}
+		case machine.Reply:
+			if ch, ok := m.waiters[a.Token]; ok {
+				ch <- a
+				delete(m.waiters, a.Token)
+			}
+		case machine.Fence:
+			m.log.Error("a stop method failed under Failover_mode HARD; on a cluster node the node would fence itself now",
+				"resource", a.Resource, "group", a.Group, "reason", a.Reason)
+			events = append(events, event.Event{Class: machine.ClassRGM, Subclass: machine.SubFence, Publisher: "steady:rgm",
+				Attrs: api.Attrs{"resource": api.String(a.Resource), "group": api.String(a.Group), "reason": api.String(a.Reason),
+					"node": api.String(m.opts.Node)}})
+		case machine.Relocate:
+			m.log.Info("a relocation was asked for", "group", a.Group, "reason", a.Reason)
+		}
+	}
+	if len(events) > 0 && m.opts.Bus != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := m.opts.Bus.PublishBatch(ctx, events); err != nil {
+			m.log.Error("cannot publish", "err", err)
+		}
+		cancel()
+	}
+}
+
+func (m *Manager) logDecision(p machine.Publish) {
+	str := func(k string) string { s, _ := p.Attrs[k].Str(); return s }
+	switch p.Subclass {
+	case machine.SubDecision:
+		m.log.Info("decision", "resource", str("resource"), "group", str("group"), "decision", str("decision"))
+	case machine.SubGroupState:
+		m.log.Info("group state", "group", str("group"), "state", str("state"))
+	}
+}
+
+// call builds the method call of a resource.
+func (m *Manager) call(cfg *model.Config, name, meth string, timeout time.Duration) (method.Call, bool) {
+	r := cfg.Resources[name]
+	if r == nil {
+		return method.Call{}, false
+	}
+	t := cfg.TypeOf(r)
+	if t == nil {
+		return method.Call{}, false
+	}
+	return method.Call{Resource: name, Group: r.Group, Type: t, Values: cfg.Effective(r), Method: meth, Timeout: timeout}, true
+}
+
+// runMethod runs a method in the background and reports back.
+func (m *Manager) runMethod(a machine.Run) {
+	c, ok := m.call(m.mach.Config(), a.Resource, a.Method, a.Timeout)
+	if !ok {
+		res := machine.Result{Err: "the resource or its type is gone"}
+		m.post(func() { m.apply(m.mach.MethodDone(a.ID, res, m.opts.Now())) })
+		return
+	}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		res := m.runner.Run(m.ctx, c)
+		if m.ctx.Err() != nil {
+			return // the agent stops; the restored state redoes it
+		}
+		result := "ok"
+		if !res.Succeeded() {
+			result = "failed"
+		}
+		m.methodRuns.WithLabelValues(a.Method, result).Inc()
+		m.post(func() { m.apply(m.mach.MethodDone(a.ID, res, m.opts.Now())) })
+	}()
+}
+
+// startMonitor probes a resource every interval until stopped.
+func (m *Manager) startMonitor(a machine.StartMonitor) {
+	if stop, ok := m.monitors[a.Resource]; ok {
+		stop()
+	}
+	ctx, cancel := context.WithCancel(m.ctx)
+	m.monitors[a.Resource] = cancel
+	cfg := m.mach.Config()
+	c, ok := m.call(cfg, a.Resource, method.MethodProbe, a.Timeout)
+	if !ok {
+		cancel()
+		return
+	}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		tick := time.NewTicker(a.Interval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tick.C:
+			case <-ctx.Done():
+				return
+			}
+			p := m.runner.Probe(ctx, c)
+			if ctx.Err() != nil {
+				return
+			}
+			m.post(func() {
+				if m.monitors[a.Resource] == nil || ctx.Err() != nil {
+					return // stopped meanwhile
+				}
+				m.apply(m.mach.ProbeResult(a.Resource, p.OK, p.Degraded, p.Msg, m.opts.Now()))
+			})
+		}
+	}()
+}
+
+// watchProcesses turns the process monitor's give-ups on steady.Process
+// tags (ESC_pmf_exhausted, or a stop by someone else) into GaveUp inputs.
+func (m *Manager) watchProcesses(after uint64) {
+	defer m.wg.Done()
+	sub := m.opts.Bus.Subscribe(after, event.Filter{Class: pmf.ClassPMF})
+	for {
+		ev, err := sub.Next(m.ctx)
+		if err != nil {
+			var gap *event.GapError
+			if errors.As(err, &gap) {
+				continue
+			}
+			return
+		}
+		if ev.Subclass != pmf.SubclassExhausted && ev.Subclass != pmf.SubclassStopped {
+			continue
+		}
+		tag, _ := ev.Attrs["tag"].Str()
+		parts := strings.Split(tag, ",")
+		if len(parts) != 3 || parts[2] != "0.svc" {
+			continue
+		}
+		resource := parts[1]
+		msg := "tag " + tag + " was stopped"
+		if reason, ok := ev.Attrs["reason"].Str(); ok {
+			msg = reason
+		}
+		m.post(func() { m.apply(m.mach.GaveUp(resource, msg, m.opts.Now())) })
+	}
+}
+
+// Close stops the loop, the monitors and the methods in progress. Services
+// keep running; the next agent re-adopts them from the saved state.
+func (m *Manager) Close() error {
+	m.cancel()
+	m.wg.Wait()
+	return nil
+}
+
+func sortedKeys[V any](mp map[string]V) []string {
+	keys := make([]string, 0, len(mp))
+	for k := range mp {
+		keys = append(keys, k)
+	}
+	sortStrings(keys)
+	return keys
+}
