@@ -129,3 +129,55 @@ type RGMCluster struct {
 	ResourceTypes  []string `json:"resource_types"`
 	SyslogFacility string   `json:"syslog_facility"`
 }
+
+// RGMWhy explains a group's state: sentences first, then the facts they
+// come from.
+type RGMWhy struct {
+	Group     RGMGroup      `json:"group"`
+	Summary   []string      `json:"summary"`
+	Resources []RGMResource `json:"resources"` // in start order
+	Events    []Event       `json:"events"`    // the group's latest EC_rgm events
+}
+
+// OCFTestRequest asks for the ocf-tester sequence against an agent.
+type OCFTestRequest struct {
+	Agent string `json:"agent"` // ocf:PROVIDER:AGENT
+	// Instance is OCF_RESOURCE_INSTANCE; agents keep state by it.
+	Instance string            `json:"instance,omitempty"`
+	Params   map[string]string `json:"params,omitempty"`
+}
+
+// OCFTestStep is one step of the sequence.
+type OCFTestStep struct {
+	Name   string `json:"name"`
+	Action string `json:"action"`
+	Want   []int  `json:"want"`
+	Got    int    `json:"got"`
+	Passed bool   `json:"passed"`
+	// Informational steps (migration, reload) do not fail the test.
+	Informational bool     `json:"informational,omitempty"`
+	Output        string   `json:"output,omitempty"`
+	Duration      Duration `json:"duration"`
+}
+
+// OCFTestReport is the whole sequence's outcome.
+type OCFTestReport struct {
+	Agent  string        `json:"agent"`
+	Steps  []OCFTestStep `json:"steps"`
+	Failed int           `json:"failed"`
+	// Aborted names the step after which the sequence could not go on.
+	Aborted string `json:"aborted,omitempty"`
+}
+
+// OCFTestMessage is one line of the streamed answer to an OCF test: a
+// step as it finishes, then the report (or an error).
+type OCFTestMessage struct {
+	Step   *OCFTestStep   `json:"step,omitempty"`
+	Report *OCFTestReport `json:"report,omitempty"`
+	Error  *Error         `json:"error,omitempty"`
+}
+
+// RGMClearRequest clears a flag of a resource.
+type RGMClearRequest struct {
+	Flag string `json:"flag"` // STOP_FAILED
+}

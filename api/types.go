@@ -26,6 +26,15 @@ type Status struct {
 	Store      StoreStatus       `json:"store"`
 	Events     EventsStatus      `json:"events"`
 	Subsystems []SubsystemStatus `json:"subsystems"`
+	Groups     []GroupStatus     `json:"groups"`
+}
+
+// GroupStatus is one resource group in the agent's status.
+type GroupStatus struct {
+	Name      string `json:"name"`
+	State     string `json:"state"`
+	Online    int    `json:"resources_online"`
+	Resources int    `json:"resources"`
 }
 
 // StoreStatus describes the store as the agent sees it.

@@ -25,6 +25,7 @@ import (
 	"github.com/steady-ha/steady/internal/event"
 	"github.com/steady-ha/steady/internal/pmf"
 	"github.com/steady-ha/steady/internal/reaper"
+	"github.com/steady-ha/steady/internal/rgm"
 	"github.com/steady-ha/steady/internal/server"
 	"github.com/steady-ha/steady/internal/store"
 	"github.com/steady-ha/steady/internal/version"
@@ -42,6 +43,10 @@ const (
 type Options struct {
 	Config config.Config
 	Logger *slog.Logger
+	// Commands are the compatibility commands of this binary (pmfadm,
+	// scha_*); the agent links them into DATA_DIR/bin, first in the PATH
+	// of every method, so data services find them without an install.
+	Commands []string
 }
 
 // Agent is one running steady agent.
@@ -59,6 +64,7 @@ type Agent struct {
 	store    *store.Store
 	subs     *event.Subscribers
 	pmf      *pmf.Manager
+	rgm      *rgm.Manager
 	uevents  *event.UeventListener
 	server   *server.Server
 
@@ -85,7 +91,7 @@ type NodeRecord struct {
 
 // New builds and starts the agent: data directory lock, metrics, event
 // journal and bus, reaper, store, script subscribers, process monitor,
-// uevent listener, API server. On error everything already opened is
+// resource group manager, uevent listener, API server. On error everything already opened is
 // closed again.
 func New(ctx context.Context, opts Options) (_ *Agent, err error) {
 	cfg := opts.Config
@@ -190,7 +196,36 @@ func New(ctx context.Context, opts Options) (_ *Agent, err error) {
 		return nil, err
 	}
 
-	// 8. Kernel uevents.
+	// 8. The resource group manager: methods run in cgroups next to the
+	// process monitor's, or in process groups when it has none.
+	binDir, err := linkCommands(filepath.Join(cfg.DataDir, "bin"), opts.Commands)
+	if err != nil {
+		return nil, err
+	}
+	rgmCgroup := ""
+	if a.pmf.Status().Mode == string(pmf.ModeCgroup) {
+		rgmCgroup = cfg.PMF.Cgroup
+	}
+	a.rgm, err = rgm.New(ctx, rgm.Options{
+		Node:       node,
+		Dir:        filepath.Join(cfg.DataDir, "rgm"),
+		Store:      a.store,
+		Bus:        a.bus,
+		PMF:        a.pmf,
+		Spawner:    a.reaper,
+		Cgroup:     rgmCgroup,
+		BinDir:     binDir,
+		Socket:     cfg.API.Socket,
+		OCFRoot:    cfg.RGM.OCFRoot,
+		KillGrace:  cfg.RGM.KillGrace.D(),
+		Logger:     log.With("component", "rgm"),
+		Registerer: a.registry,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	// 9. Kernel uevents.
 	if cfg.Uevents.Enabled {
 		a.uevents, err = event.OpenUevents(a.bus, int(cfg.Uevents.ReceiveBuffer), log.With("component", "uevents"), a.registry)
 		if err != nil {
@@ -208,7 +243,7 @@ func New(ctx context.Context, opts Options) (_ *Agent, err error) {
 		}()
 	}
 
-	// 9. The API, last: once it answers, everything behind it works.
+	// 10. The API, last: once it answers, everything behind it works.
 	a.server, err = server.New(server.Options{
 		Socket:         cfg.API.Socket,
 		SocketGroup:    cfg.API.SocketGroup,
@@ -223,6 +258,7 @@ func New(ctx context.Context, opts Options) (_ *Agent, err error) {
 		Bus:         a.bus,
 		Subscribers: a.subs,
 		PMF:         a.pmf,
+		RGM:         a.rgm,
 	})
 	if err != nil {
 		return nil, err
@@ -257,6 +293,37 @@ func New(ctx context.Context, opts Options) (_ *Agent, err error) {
 	}
 	log.Info("agent started", "node", node, "version", version.Version, "socket", cfg.API.Socket, "data_dir", cfg.DataDir)
 	return a, nil
+}
+
+// linkCommands makes dir hold a symlink to this binary for each
+// compatibility command, replacing stale ones (the binary may have moved
+// since the last agent), and returns dir; with no commands it returns "".
+func linkCommands(dir string, names []string) (string, error) {
+	if len(names) == 0 {
+		return "", nil
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("agent: finding this binary for %s: %w", dir, err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("agent: %w", err)
+	}
+	for _, name := range names {
+		link := filepath.Join(dir, name)
+		if cur, err := os.Readlink(link); err == nil && cur == self {
+			continue
+		}
+		tmp := link + ".new"
+		os.Remove(tmp)
+		if err := os.Symlink(self, tmp); err != nil {
+			return "", fmt.Errorf("agent: linking %s: %w", name, err)
+		}
+		if err := os.Rename(tmp, link); err != nil {
+			return "", fmt.Errorf("agent: linking %s: %w", name, err)
+		}
+	}
+	return dir, nil
 }
 
 // lockDataDir creates the data directory and takes an exclusive lock on
@@ -311,12 +378,16 @@ func (a *Agent) Run(ctx context.Context) error {
 //  3. stop the uevent listener and the agent's background goroutines;
 //  4. stop the script subscribers, killing runs in progress (their events
 //     are delivered again after the next start);
-//  5. stop the process monitor: supervised processes keep running and are
+//  5. stop the resource group manager: monitors stop, methods in flight
+//     are abandoned (their runtime state is saved, so the next agent
+//     finds out what they did rather than running them twice), resources
+//     stay as they are;
+//  6. stop the process monitor: supervised processes keep running and are
 //     re-adopted by the next agent;
-//  6. close the store, stopping the embedded etcd member;
-//  7. stop reaping (children still running are inherited by init);
-//  8. close the event journal, after which nothing can publish;
-//  9. release the data directory lock.
+//  7. close the store, stopping the embedded etcd member;
+//  8. stop reaping (children still running are inherited by init);
+//  9. close the event journal, after which nothing can publish;
+//  10. release the data directory lock.
 //
 // Close is idempotent and also undoes a partly built agent.
 func (a *Agent) Close() error {
@@ -352,6 +423,9 @@ func (a *Agent) Close() error {
 	if a.subs != nil {
 		errs = append(errs, a.subs.Close())
 	}
+	if a.rgm != nil {
+		errs = append(errs, a.rgm.Close())
+	}
 	if a.pmf != nil {
 		errs = append(errs, a.pmf.Close())
 	}
@@ -386,6 +460,9 @@ func (a *Agent) Store() *store.Store { return a.store }
 
 // PMF is the agent's process monitor.
 func (a *Agent) PMF() *pmf.Manager { return a.pmf }
+
+// RGM is the agent's resource group manager.
+func (a *Agent) RGM() *rgm.Manager { return a.rgm }
 
 // MetricsAddr is the bound TCP metrics address, or "".
 func (a *Agent) MetricsAddr() string { return a.server.MetricsAddr() }
@@ -434,6 +511,32 @@ func (a *Agent) Status(ctx context.Context) api.Status {
 		add("pmf", api.HealthOK, fmt.Sprintf("%d tag(s), one cgroup each under %s", ps.Tags, ps.Cgroup))
 	} else {
 		add("pmf", api.HealthOK, fmt.Sprintf("%d tag(s), tracked by process group (%s)", ps.Tags, ps.Reason))
+	}
+	st.Groups = []api.GroupStatus{}
+	bad := map[string][]string{}
+	for _, g := range a.rgm.Groups(ctx) {
+		gs := api.GroupStatus{Name: g.Name, State: g.State, Resources: len(g.Resources)}
+		for _, r := range a.rgm.Resources(ctx, g.Name) {
+			if r.State == "ONLINE" || r.State == "ONLINE_NOT_MONITORED" {
+				gs.Online++
+			}
+		}
+		st.Groups = append(st.Groups, gs)
+		if g.State == "ERROR_STOP_FAILED" || g.State == "ONLINE_FAULTED" {
+			bad[g.State] = append(bad[g.State], g.Name)
+		}
+	}
+	switch {
+	case len(bad) > 0:
+		var parts []string
+		for _, state := range []string{"ERROR_STOP_FAILED", "ONLINE_FAULTED"} {
+			if len(bad[state]) > 0 {
+				parts = append(parts, state+": "+strings.Join(bad[state], ", "))
+			}
+		}
+		add("rgm", api.HealthDegraded, strings.Join(parts, "; ")+` (see "steady rg why GROUP")`)
+	default:
+		add("rgm", api.HealthOK, fmt.Sprintf("%d group(s)", len(st.Groups)))
 	}
 	add("api", api.HealthOK, "serving on "+a.cfg.API.Socket)
 	return st

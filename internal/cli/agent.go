@@ -62,7 +62,7 @@ them, commented, with --print-default-config.
 			if note != "" {
 				log.Info(note)
 			}
-			a, err := agent.New(cmd.Context(), agent.Options{Config: cfg, Logger: log})
+			a, err := agent.New(cmd.Context(), agent.Options{Config: cfg, Logger: log, Commands: commandNames(g.reg)})
 			if err != nil {
 				return err
 			}

@@ -68,7 +68,17 @@ func isSteadyName(name string) bool {
 
 // personalities is the registry of compatibility names of this build.
 func personalities() *compat.Registry {
-	return compat.NewRegistry(compat.Pmfadm)
+	return compat.NewRegistry(compat.Pmfadm, compat.SchaResourceGet, compat.SchaResourceGroupGet,
+		compat.SchaResourceTypeGet, compat.SchaClusterGet, compat.SchaControl, compat.SchaResourceSetstatus)
+}
+
+// commandNames lists the names of the compatibility commands.
+func commandNames(reg *compat.Registry) []string {
+	var names []string
+	for _, p := range reg.All() {
+		names = append(names, p.Name)
+	}
+	return names
 }
 
 // usageError is a command-line mistake: exit status 2 and a usage hint.
@@ -165,6 +175,9 @@ socket named by --socket or $STEADY_SOCKET.
 		newVersionCmd(g),
 		newEventsCmd(g),
 		newPMFCmd(g),
+		newTypeCmd(g),
+		newResourceCmd(g),
+		newRGCmd(g),
 		newInstallLinksCmd(g),
 	)
 	setArgsUsage(root)

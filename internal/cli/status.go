@@ -68,6 +68,18 @@ func printStatus(g *globals, st api.Status) error {
 	for _, sub := range st.Subsystems {
 		t.add(sub.Name, string(sub.Health), sub.Detail)
 	}
+	if err := t.print(g.stdout); err != nil {
+		return err
+	}
+	if len(st.Groups) == 0 {
+		_, err := fmt.Fprintln(g.stdout, "\nNo resource groups (steady rg create NAME).")
+		return err
+	}
+	fmt.Fprintln(g.stdout)
+	t = newTable("GROUP", "STATE", "RESOURCES ONLINE")
+	for _, gr := range st.Groups {
+		t.add(gr.Name, gr.State, fmt.Sprintf("%d/%d", gr.Online, gr.Resources))
+	}
 	return t.print(g.stdout)
 }
 

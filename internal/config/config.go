@@ -29,6 +29,7 @@ type Config struct {
 	Events  Events  `yaml:"events"`
 	Uevents Uevents `yaml:"uevents"`
 	PMF     PMF     `yaml:"pmf"`
+	RGM     RGM     `yaml:"rgm"`
 }
 
 // Node names this node.
@@ -93,6 +94,15 @@ type PMF struct {
 	ActionTimeout Duration `yaml:"action_timeout"`
 }
 
+// RGM configures the resource group manager.
+type RGM struct {
+	// OCFRoot is where OCF agents live (OCF_ROOT): resource.d/PROVIDER/AGENT.
+	OCFRoot string `yaml:"ocf_root"`
+	// KillGrace is the time a method that ran out of time gets between
+	// SIGABRT and SIGKILL.
+	KillGrace Duration `yaml:"kill_grace"`
+}
+
 // Default returns the configuration used when no file is given.
 func Default() Config {
 	return Config{
@@ -120,6 +130,7 @@ func Default() Config {
 		},
 		Uevents: Uevents{Enabled: true, ReceiveBuffer: 8 << 20},
 		PMF:     PMF{Mode: "auto", Cgroup: "steady", ActionTimeout: Duration(time.Minute)},
+		RGM:     RGM{OCFRoot: "/usr/lib/ocf", KillGrace: Duration(5 * time.Second)},
 	}
 }
 

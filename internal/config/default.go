@@ -70,4 +70,11 @@ pmf:
   cgroup: steady
   # An action program (pmfadm -a) is killed after this long.
   action_timeout: 1m0s
+
+rgm:
+  # OCF_ROOT: OCF agents are found as OCF_ROOT/resource.d/PROVIDER/AGENT.
+  ocf_root: /usr/lib/ocf
+  # A method that outlives its timeout gets SIGABRT, then SIGKILL this
+  # much later.
+  kill_grace: 5s
 `

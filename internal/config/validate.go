@@ -103,6 +103,12 @@ func (c Config) Validate() error {
 	if t := c.PMF.ActionTimeout.D(); t < time.Second || t > time.Hour {
 		bad("pmf.action_timeout", "%v is outside 1s..1h", t)
 	}
+	if !filepath.IsAbs(c.RGM.OCFRoot) {
+		bad("rgm.ocf_root", "%q is not an absolute path", c.RGM.OCFRoot)
+	}
+	if t := c.RGM.KillGrace.D(); t < 100*time.Millisecond || t > 10*time.Minute {
+		bad("rgm.kill_grace", "%v is outside 100ms..10m", t)
+	}
 	if len(ps) > 0 {
 		return &Error{Problems: ps}
 	}

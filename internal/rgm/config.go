@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/steady-ha/steady/api"
+	"github.com/steady-ha/steady/internal/atomicfile"
 	"github.com/steady-ha/steady/internal/rgm/machine"
 	"github.com/steady-ha/steady/internal/rgm/method"
 	"github.com/steady-ha/steady/internal/rgm/model"
@@ -603,12 +606,42 @@ func (m *Manager) auxAll(group, meth string) {
 	}
 }
 
-// bootMethods runs BOOT for the resources of managed groups, once at start.
+// bootMethods runs BOOT for the resources of managed groups once per boot
+// of the node: an agent restart is not a boot, so the boot id the kernel
+// gives each boot is kept in the data directory.
 func (m *Manager) bootMethods() {
+	const bootID = "/proc/sys/kernel/random/boot_id"
+	cur, err := os.ReadFile(bootID)
+	if err != nil {
+		m.log.Warn("cannot tell whether the node booted; BOOT methods run now", "err", err)
+	}
+	mark := filepath.Join(m.opts.Dir, "boot_id")
+	if prev, perr := os.ReadFile(mark); err == nil && perr == nil && string(prev) == string(cur) {
+		return
+	}
 	cfg := m.Config()
 	for _, r := range cfg.Resources {
 		if g := cfg.Groups[r.Group]; g != nil && g.Managed {
 			m.aux(r.Name, model.MethodBoot)
 		}
 	}
+	if err == nil {
+		if werr := atomicfile.Write(mark, cur, 0o640); werr != nil {
+			m.log.Warn("cannot record the boot id", "err", werr)
+		}
+	}
+}
+
+// RunsAs is the user id the methods of a resource run as.
+func (m *Manager) RunsAs(name string) (uint32, error) {
+	cfg := m.Config()
+	c, ok := m.call(cfg, name, model.MethodStart, 0)
+	if !ok {
+		return 0, fmt.Errorf("%w: resource %s", ErrNotFound, name)
+	}
+	id, err := method.RunsAs(c)
+	if err != nil {
+		return 0, err
+	}
+	return id.UID, nil
 }

@@ -62,6 +62,7 @@ type Options struct {
 	BinDir     string // compatibility commands for methods (pmfadm, scha_*)
 	Socket     string // the agent's socket
 	OCFRoot    string
+	KillGrace  time.Duration // SIGABRT to SIGKILL when a method times out
 	Now        func() time.Time
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -117,7 +118,7 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 		}
 	}
 	runner, err := method.New(method.Options{Spawner: opts.Spawner, Cgroup: cg, LogDir: filepath.Join(opts.Dir, "logs"),
-		BinDir: opts.BinDir, Socket: opts.Socket, Node: opts.Node, OCFRoot: opts.OCFRoot, PMF: opts.PMF, Logger: opts.Logger})
+		BinDir: opts.BinDir, Socket: opts.Socket, Node: opts.Node, OCFRoot: opts.OCFRoot, PMF: opts.PMF, Logger: opts.Logger, Grace: opts.KillGrace})
 	if err != nil {
 		return nil, err
 	}

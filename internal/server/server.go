@@ -33,6 +33,8 @@ import (
 	"github.com/steady-ha/steady/internal/auth"
 	"github.com/steady-ha/steady/internal/event"
 	"github.com/steady-ha/steady/internal/pmf"
+	"github.com/steady-ha/steady/internal/rgm"
+	"github.com/steady-ha/steady/internal/rgm/model"
 )
 
 // Options configures New. Backends left nil make their routes answer 503.
@@ -49,6 +51,7 @@ type Options struct {
 	Bus         *event.Bus
 	Subscribers *event.Subscribers
 	PMF         *pmf.Manager
+	RGM         *rgm.Manager
 	// KeepAlive is the interval of comments on idle event streams.
 	KeepAlive time.Duration
 }
@@ -127,7 +130,7 @@ func (s *Server) routes() []struct {
 	verb    auth.Verb
 	h       handlerFunc
 } {
-	return []struct {
+	routes := []struct {
 		pattern string
 		verb    auth.Verb
 		h       handlerFunc
@@ -149,6 +152,7 @@ func (s *Server) routes() []struct {
 		{"POST /v1/pmf/tags/{tag}/wait", auth.Read, s.waitPMF},
 		{"GET /metrics", auth.Read, s.getMetrics},
 	}
+	return append(routes, s.rgmRoutes()...)
 }
 
 // dispatch picks the route for the method, answering 405 with the allowed
@@ -231,6 +235,12 @@ var errorCodes = []struct {
 	{pmf.ErrPermission, api.CodeUnauthorized},
 	{pmf.ErrTimeout, api.CodeTimeout},
 	{pmf.ErrClosed, api.CodeUnavailable},
+	{rgm.ErrNotFound, api.CodeNotFound},
+	{rgm.ErrExists, api.CodeConflict},
+	{rgm.ErrState, api.CodeConflict},
+	{rgm.ErrRefused, api.CodeRefused},
+	{rgm.ErrClosed, api.CodeUnavailable},
+	{model.ErrInvalid, api.CodeInvalid},
 	{context.DeadlineExceeded, api.CodeTimeout},
 }
 

@@ -59,6 +59,9 @@ type Options struct {
 type Runner struct {
 	opts Options
 	seq  atomic.Uint64
+
+	mu   sync.Mutex
+	live map[string]bool // method cgroups of runs in progress: not swept
 }
 
 // New makes a runner.
@@ -78,7 +81,37 @@ func New(opts Options) (*Runner, error) {
 	if err := os.MkdirAll(opts.LogDir, 0o750); err != nil {
 		return nil, fmt.Errorf("method: %w", err)
 	}
-	return &Runner{opts: opts}, nil
+	r := &Runner{opts: opts, live: map[string]bool{}}
+	r.sweep()
+	return r, nil
+}
+
+// sweepEvery is how many method runs pass between sweeps of empty method
+// cgroups.
+const sweepEvery = 64
+
+// sweep removes the method cgroups whose processes are all gone. A Start
+// method that leaves a daemon behind leaves its cgroup populated; once
+// the daemon exits, the empty cgroup is removed here (the kernel refuses
+// to remove a populated one, so this never disturbs a live process).
+func (r *Runner) sweep() {
+	if r.opts.Cgroup == "" {
+		return
+	}
+	entries, err := os.ReadDir(string(r.opts.Cgroup))
+	if err != nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range entries {
+		if e.IsDir() && strings.HasPrefix(e.Name(), "m-") && !r.live[e.Name()] {
+			d := cgroup.Dir(filepath.Join(string(r.opts.Cgroup), e.Name()))
+			if pop, err := d.Populated(); err == nil && !pop {
+				d.Remove()
+			}
+		}
+	}
 }
 
 // Call is one method to run.
@@ -94,6 +127,8 @@ type Call struct {
 	ValidateArgs []string
 	// Epoch is the assignment epoch, given to methods as STEADY_EPOCH.
 	Epoch uint64
+	// Env adds variables (the notify variables of an OCF test).
+	Env []string
 }
 
 // Run runs a method and reports its result.
@@ -126,6 +161,24 @@ func (r *Runner) Probe(ctx context.Context, c Call) ProbeResult {
 		return r.probeProcess(ctx, c)
 	}
 	return ProbeResult{OK: true}
+}
+
+// RunsAs is the user the methods of a resource run as: the owner of an
+// RTR type's START program, steady.Process's User, root for OCF agents.
+// scha_control and scha_resource_setstatus accept it as the resource's
+// own caller.
+func RunsAs(c Call) (runas.Identity, error) {
+	switch c.Type.Source {
+	case model.SourceRTR:
+		fi, err := os.Stat(c.Type.Methods[model.MethodStart])
+		if err != nil {
+			return runas.Identity{}, fmt.Errorf("method: %w", err)
+		}
+		return runas.Owner(fi)
+	case model.SourceBuiltin:
+		return runas.Lookup(c.Values.String("User", "root"))
+	}
+	return runas.Lookup("root")
 }
 
 // LogPath is the log of a resource's methods.
@@ -214,7 +267,20 @@ func (r *Runner) run(ctx context.Context, s execSpec) execResult {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: cred}
 	var cg cgroup.Dir
 	if r.opts.Cgroup != "" {
-		cg = cgroup.Dir(filepath.Join(string(r.opts.Cgroup), fmt.Sprintf("m-%d-%d", os.Getpid(), r.seq.Add(1))))
+		n := r.seq.Add(1)
+		if n%sweepEvery == 0 {
+			r.sweep()
+		}
+		name := fmt.Sprintf("m-%d-%d", os.Getpid(), n)
+		r.mu.Lock()
+		r.live[name] = true
+		r.mu.Unlock()
+		defer func() {
+			r.mu.Lock()
+			delete(r.live, name)
+			r.mu.Unlock()
+		}()
+		cg = cgroup.Dir(filepath.Join(string(r.opts.Cgroup), name))
 		if err := cg.Create(); err == nil {
 			if fd, err := cg.OpenFD(); err == nil {
 				defer unix.Close(fd)
@@ -396,6 +462,13 @@ func (r *Runner) runOCF(ctx context.Context, c Call) machine.Result {
 	if !ok {
 		return machine.Result{Err: fmt.Sprintf("OCF agents have no %s method", c.Method)}
 	}
+	return r.OCFAction(ctx, c, action)
+}
+
+// OCFAction runs any action of an OCF agent (for "steady type test": also
+// meta-data, notify, migrate_to, ...). The result's Code is the agent's
+// exit code; OK and Severity classify it as for a resource.
+func (r *Runner) OCFAction(ctx context.Context, c Call, action string) machine.Result {
 	provider, agent, _ := ocf.ParseName(c.Type.Name)
 	var interval time.Duration
 	if action == "monitor" {
@@ -406,6 +479,7 @@ func (r *Runner) runOCF(ctx context.Context, c Call) machine.Result {
 		Root: r.opts.OCFRoot, Instance: c.Resource, Type: agent, Provider: provider,
 		Params: c.Type.OCFParams(c.Values), Interval: interval, Timeout: c.Timeout, Node: r.opts.Node,
 	})...)
+	env = append(env, c.Env...)
 	res := r.run(ctx, execSpec{call: c, path: c.Type.Agent, args: []string{action}, env: env, id: id,
 		timeout: c.Timeout, label: "ocf " + action, quiet: c.Method == MethodProbe})
 	out := machine.Result{Code: res.code(), TimedOut: res.timedOut, Err: errText(res.err), Output: res.output}

@@ -242,3 +242,42 @@ func TestProcessType(t *testing.T) {
 		t.Fatalf("validate of a relative command: %+v", res)
 	}
 }
+
+// A Start method that leaves a daemon behind leaves its cgroup populated;
+// once the daemon is gone, a sweep removes the empty cgroup, and never one
+// that still has a process.
+func TestSweepRemovesOnlyEmptyMethodCgroups(t *testing.T) {
+	r, work := newRunner(t, nil)
+	if r.opts.Cgroup == "" {
+		t.Fatal("no cgroup for methods")
+	}
+	gone := filepath.Join(work, "gone")
+	start := script(t, work, "start", "setsid sh -c 'while [ ! -e "+gone+" ]; do sleep 0.05; done' >/dev/null 2>&1 &\nexit 0\n")
+	if res := r.Run(context.Background(), Call{Resource: "d1", Group: "g1", Type: rtrType(map[string]string{"START": start}),
+		Method: "START", Timeout: 10 * time.Second}); !res.OK {
+		t.Fatalf("start %+v", res)
+	}
+	count := func() int {
+		n := 0
+		entries, _ := os.ReadDir(string(r.opts.Cgroup))
+		for _, e := range entries {
+			if e.IsDir() && strings.HasPrefix(e.Name(), "m-") {
+				n++
+			}
+		}
+		return n
+	}
+	r.sweep()
+	if n := count(); n != 1 {
+		t.Fatalf("%d method cgroups while the daemon runs, want 1", n)
+	}
+	os.WriteFile(gone, nil, 0o644)
+	deadline := time.Now().Add(5 * time.Second)
+	for count() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the empty method cgroup was not swept")
+		}
+		time.Sleep(50 * time.Millisecond)
+		r.sweep()
+	}
+}

@@ -207,6 +207,7 @@ func TestFromOCF(t *testing.T) {
 <parameter name="count" required="1"><content type="integer"/></parameter>
 <parameter name="flag"><content type="boolean" default="yes"/></parameter>
 <parameter name="mode"><content type="select" default="a"><option value="a"/><option value="b"/></content></parameter>
+<parameter name="stop_timeout"><content type="integer"/></parameter>
 </parameters>
 <actions><action name="start" timeout="20s"/><action name="stop" timeout="1m"/>
 <action name="monitor" timeout="15" interval="10s"/><action name="reload" timeout="20s"/></actions>
@@ -232,8 +233,13 @@ func TestFromOCF(t *testing.T) {
 	if _, err := rt.Props.Check(Values{}, true); err == nil || !strings.Contains(err.Error(), "count has no default") {
 		t.Fatalf("required parameter: %v", err)
 	}
-	params := rt.OCFParams(rt.Props.Effective(Values{"count": {"3"}, "flag": {"TRUE"}}))
-	if len(params) != 2 || params["flag"] != "true" || params["count"] != "3" {
+	// A parameter named like a system property gets a prefix, and keeps
+	// its own name towards the agent.
+	if p, ok := rt.Props.Lookup("ocf_stop_timeout"); !ok || !p.Extension || p.Param != "stop_timeout" {
+		t.Fatalf("clashing parameter: %+v", p)
+	}
+	params := rt.OCFParams(rt.Props.Effective(Values{"count": {"3"}, "flag": {"TRUE"}, "ocf_stop_timeout": {"5"}}))
+	if len(params) != 3 || params["flag"] != "true" || params["count"] != "3" || params["stop_timeout"] != "5" {
 		t.Fatalf("params %v: unset optional ones must not be passed", params)
 	}
 	if _, err := ocf.ParseMetadata("ocf:x:Broken", []byte("<resource-agent name=")); err == nil || !strings.Contains(err.Error(), "the meta-data of ocf:x:Broken is not valid XML") {

@@ -9,6 +9,10 @@ import (
 	"github.com/steady-ha/steady/internal/rgm/ocf"
 )
 
+// OCFClashPrefix starts the property name of an OCF parameter whose own
+// name is that of a system property.
+const OCFClashPrefix = "ocf_"
+
 // FromOCF builds the type of an OCF agent from its meta-data: each
 // parameter becomes an extension property, and the advised timeouts and
 // monitor interval become the defaults of the system properties.
@@ -51,11 +55,17 @@ func FromOCF(name, path string, m *ocf.Metadata) (*ResourceType, error) {
 		if !validEnvName(p.Name) {
 			return nil, fmt.Errorf("%w: the agent %s has a parameter %q that is not a valid environment variable name", ErrInvalid, name, p.Name)
 		}
-		if _, clash := t.Props.Lookup(p.Name); clash {
-			return nil, fmt.Errorf("%w: the agent %s has a parameter %q that clashes with a system property", ErrInvalid, name, p.Name)
-		}
 		spec := PropSpec{Name: p.Name, Extension: true, Tunable: TunableAnytime, Description: p.ShortDesc,
 			Optional: !p.Required, AgentDefault: p.Default}
+		if _, clash := t.Props.Lookup(p.Name); clash {
+			// Property names ignore case, so the parameter stop_timeout
+			// of ocf:heartbeat:anything would be Stop_timeout: it keeps
+			// its name towards the agent only.
+			spec.Name, spec.Param = OCFClashPrefix+p.Name, p.Name
+			if _, still := t.Props.Lookup(spec.Name); still {
+				return nil, fmt.Errorf("%w: the agent %s has parameters %q and %q, which steady cannot tell apart", ErrInvalid, name, p.Name, spec.Name)
+			}
+		}
 		switch p.Type {
 		case "integer":
 			spec.Type = TypeInt
@@ -95,7 +105,11 @@ func (t *ResourceType) OCFParams(v Values) map[string]string {
 			b, _ := ParseBool(val)
 			val = strconv.FormatBool(b)
 		}
-		out[p.Name] = val
+		name := p.Name
+		if p.Param != "" {
+			name = p.Param
+		}
+		out[name] = val
 	}
 	return out
 }

@@ -79,6 +79,9 @@ type PropSpec struct {
 	Extension    bool    `json:"extension,omitempty"`
 	PerNode      bool    `json:"per_node,omitempty"`
 	Description  string  `json:"description,omitempty"`
+	// Param is the OCF agent's own name of the parameter when it differs
+	// from Name (it would clash with a system property).
+	Param string `json:"param,omitempty"`
 }
 
 // Check validates v against the spec.

@@ -1,0 +1,146 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/steady-ha/steady/api"
+	"github.com/steady-ha/steady/api/client"
+)
+
+// Helpers shared by "steady type", "steady resource" and "steady rg".
+
+// parseProps turns -p NAME=VALUE flags into a map, naming the bad one.
+func parseProps(cmd *cobra.Command, flags []string) (map[string]string, error) {
+	props := map[string]string{}
+	for _, f := range flags {
+		k, v, ok := strings.Cut(f, "=")
+		k = strings.TrimSpace(k)
+		if !ok || k == "" {
+			return nil, usagef(cmd, "-p %q: give NAME=VALUE (a STRINGARRAY value is comma-separated)", f)
+		}
+		if _, dup := props[k]; dup {
+			return nil, usagef(cmd, "-p %s is given twice", k)
+		}
+		props[k] = v
+	}
+	return props, nil
+}
+
+// propFlag adds the -p flag.
+func propFlag(cmd *cobra.Command, p *[]string, what string) {
+	cmd.Flags().StringArrayVarP(p, "property", "p", nil, what+" (NAME=VALUE, repeatable; STRINGARRAY values are comma-separated)")
+}
+
+// waitOptions are the flags of commands that wait for a group to settle.
+type waitOptions struct {
+	noWait  bool
+	timeout time.Duration
+}
+
+func (w *waitOptions) add(cmd *cobra.Command) {
+	cmd.Flags().BoolVar(&w.noWait, "no-wait", false, "return once the request is accepted, without waiting for the group to settle")
+	cmd.Flags().DurationVar(&w.timeout, "timeout", 10*time.Minute, "how long to wait for the group to settle")
+}
+
+// settledBad are the states after which a wait reports failure.
+var settledBad = map[string]bool{"ONLINE_FAULTED": true, "ERROR_STOP_FAILED": true, "PENDING_ONLINE_BLOCKED": true}
+
+// waitGroup waits until the group is no longer pending, printing each
+// change of its resources' states as it happens (table output only), and
+// returns the group as it settled. A group that settles in a failed state
+// is an error that points at "steady rg why".
+func waitGroup(ctx context.Context, g *globals, c *client.Client, name string, timeout time.Duration) (api.RGMGroup, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	type result struct {
+		g   api.RGMGroup
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		gr, err := c.WaitGroup(ctx, name, timeout)
+		done <- result{gr, err}
+	}()
+	seen := map[string]string{}
+	show := func() {
+		if g.json() {
+			return
+		}
+		rs, err := c.Resources(ctx, name)
+		if err != nil {
+			return
+		}
+		for _, r := range rs {
+			if prev, ok := seen[r.Name]; !ok || prev != r.State {
+				if ok {
+					fmt.Fprintf(g.stdout, "  %s: %s -> %s\n", r.Name, prev, r.State)
+				}
+				seen[r.Name] = r.State
+			}
+		}
+	}
+	show()
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case res := <-done:
+			if res.err != nil {
+				return res.g, res.err
+			}
+			show()
+			if res.g.State == "PENDING_ONLINE" || res.g.State == "PENDING_OFFLINE" {
+				return res.g, &api.Error{Code: api.CodeTimeout, Message: fmt.Sprintf("group %s is still %s after %v", name, res.g.State, timeout)}
+			}
+			return res.g, nil
+		case <-tick.C:
+			show()
+		}
+	}
+}
+
+// propsTable prints properties: name, value, type, whether it was set
+// explicitly (else the default applies) and when it may be changed.
+func propsTable(g *globals, props []api.RGMProp) error {
+	sort.SliceStable(props, func(a, b int) bool {
+		if props[a].Extension != props[b].Extension {
+			return !props[a].Extension
+		}
+		return false
+	})
+	t := newTable("PROPERTY", "VALUE", "TYPE", "SET", "TUNABLE")
+	for _, p := range props {
+		set := "default"
+		if p.Set {
+			set = "yes"
+		}
+		name := p.Name
+		if p.Extension {
+			name += " (ext)"
+		}
+		t.add(name, valueText(p.Values), p.Type, set, strings.ToLower(p.Tunable))
+	}
+	return t.print(g.stdout)
+}
+
+func valueText(v []string) string {
+	if len(v) == 0 {
+		return "-"
+	}
+	if len(v) == 1 && v[0] == "" {
+		return `""`
+	}
+	return strings.Join(v, ",")
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
