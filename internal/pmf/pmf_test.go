@@ -286,6 +286,22 @@ func TestStopEscalatesToKill(t *testing.T) {
 				t.Fatalf("stopping a command that exits on TERM took %v", d)
 			}
 			e.waitEvents("t-polite", "started stopped exited", time.Second)
+
+			// A stopped process (SIGSTOP) gets SIGCONT after the TERM, so
+			// that it ends without waiting for the escalation.
+			s = e.spec("t-frozen", polite)
+			e.start(s)
+			for _, pid := range mustGet(t, e.m, "t-frozen").PIDs {
+				unix.Kill(pid, unix.SIGSTOP)
+			}
+			start = time.Now()
+			if err := e.m.Stop(t.Context(), "t-frozen", 0, 5*time.Second, Root); err != nil {
+				t.Fatal(err)
+			}
+			if d := time.Since(start); d > 2*time.Second {
+				t.Fatalf("stopping a stopped process took %v: no SIGCONT?", d)
+			}
+			e.waitEvents("t-frozen", "started stopped exited", time.Second)
 		})
 	}
 }

@@ -686,6 +686,11 @@ func (t *tag) stop(who Requester, sig unix.Signal) error {
 	if err := t.tr.signal(sig); err != nil {
 		return err
 	}
+	if sig != unix.SIGKILL && sig != unix.SIGCONT && sig != unix.SIGSTOP {
+		// A stopped process (SIGSTOP, a debugger) acts on the signal
+		// only once it runs again.
+		t.tr.signal(unix.SIGCONT)
+	}
 	t.check(t.m.ctx, time.Now())
 	return nil
 }
