@@ -89,6 +89,11 @@ func (s *Server) startPMF(w http.ResponseWriter, r *http.Request) error {
 	} else {
 		spec.Env = append(minimalEnv(id, req.Env), req.Env...)
 	}
+	// Supervised programs (a data service's fault monitor) call pmfadm
+	// and scha_* too: they reach the agent that runs them.
+	if !hasVar(spec.Env, "STEADY_SOCKET") {
+		spec.Env = append(spec.Env, "STEADY_SOCKET="+s.opts.Socket)
+	}
 	spec.Action = req.Action
 	h, err := m.Start(r.Context(), spec)
 	if err != nil {
@@ -112,6 +117,15 @@ func minimalEnv(id runas.Identity, given []string) []string {
 		}
 	}
 	return append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, env...)
+}
+
+func hasVar(env []string, name string) bool {
+	for _, e := range env {
+		if strings.HasPrefix(e, name+"=") {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Server) signalPMF(stop bool) handlerFunc {
