@@ -90,7 +90,13 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 		}
 		rd = bytes.NewReader(b)
 	}
-	u := url.URL{Scheme: "http", Host: "steady", Path: path, RawQuery: query.Encode()}
+	// path is already escaped (names may hold "," or "/"): parse it, so
+	// that it is not escaped twice.
+	u, err := url.Parse("http://steady" + path)
+	if err != nil {
+		return nil, &api.Error{Code: api.CodeInvalid, Message: fmt.Sprintf("request path %q: %v", path, err)}
+	}
+	u.RawQuery = query.Encode()
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
 	if err != nil {
 		return nil, &api.Error{Code: api.CodeInternal, Message: err.Error()}
