@@ -114,10 +114,11 @@ func (m *Manager) registerType(ctx context.Context, t *model.ResourceType) error
 // UnregisterType removes a type no resource uses.
 func (m *Manager) UnregisterType(ctx context.Context, name string) error {
 	return m.change(ctx, func(cfg *model.Config) ([]store.Op, []store.Cond, error) {
-		t, ok := cfg.Types[name]
-		if !ok {
-			return nil, nil, fmt.Errorf("%w: resource type %s", ErrNotFound, name)
+		t, err := resolveType(cfg, name)
+		if err != nil {
+			return nil, nil, err
 		}
+		name = t.Name
 		if t.Source == model.SourceBuiltin {
 			return nil, nil, fmt.Errorf("%w: %s is built in", ErrState, name)
 		}
@@ -289,16 +290,48 @@ func (m *Manager) WaitGroup(ctx context.Context, name string) (machine.GroupInfo
 	}
 }
 
+// resolveType finds a type by its full name (VENDOR_ID.RESOURCE_TYPE) or,
+// as Sun Cluster allows, by the name without the vendor prefix when only
+// one registered type has it. Case is ignored.
+func resolveType(cfg *model.Config, name string) (*model.ResourceType, error) {
+	if t, ok := cfg.Types[name]; ok {
+		return t, nil
+	}
+	var found []*model.ResourceType
+	for _, tn := range sortedKeys(cfg.Types) {
+		t := cfg.Types[tn]
+		short := tn
+		if i := strings.LastIndexByte(tn, '.'); i >= 0 && t.Source == model.SourceRTR {
+			short = tn[i+1:]
+		}
+		if strings.EqualFold(tn, name) || strings.EqualFold(short, name) {
+			found = append(found, t)
+		}
+	}
+	switch len(found) {
+	case 1:
+		return found[0], nil
+	case 0:
+		return nil, fmt.Errorf("%w: resource type %s is not registered", ErrNotFound, name)
+	}
+	names := make([]string, len(found))
+	for i, t := range found {
+		names[i] = t.Name
+	}
+	return nil, fmt.Errorf("%w: resource type %s is ambiguous (%s); give the full name", model.ErrInvalid, name, strings.Join(names, ", "))
+}
+
 // CreateResource creates a resource after its type's VALIDATE accepts it.
 func (m *Manager) CreateResource(ctx context.Context, req api.RGMResourceRequest) error {
 	if !model.ValidName(req.Name) {
 		return fmt.Errorf("%w: %q is not a valid resource name (a letter, then letters, digits, _ . -, at most 64)", model.ErrInvalid, req.Name)
 	}
 	cfg := m.Config()
-	t, ok := cfg.Types[req.Type]
-	if !ok {
-		return fmt.Errorf("%w: resource type %s is not registered", ErrNotFound, req.Type)
+	t, err := resolveType(cfg, req.Type)
+	if err != nil {
+		return err
 	}
+	req.Type = t.Name
 	g, ok := cfg.Groups[req.Group]
 	if !ok {
 		return fmt.Errorf("%w: group %s", ErrNotFound, req.Group)

@@ -399,7 +399,16 @@ func (m *Manager) watchProcesses(after uint64) {
 		if reason, ok := ev.Attrs["reason"].Str(); ok {
 			msg = reason
 		}
-		m.post(func() { m.apply(m.mach.GaveUp(resource, msg, m.opts.Now())) })
+		m.post(func() {
+			// Only steady.Process owns its tag; an RTR type's methods use
+			// the same tag form, and its own monitor decides what a
+			// give-up means, as in Sun Cluster.
+			cfg := m.mach.Config()
+			if r := cfg.Resources[resource]; r == nil || r.Group != parts[0] || cfg.TypeOf(r) == nil || cfg.TypeOf(r).Source != model.SourceBuiltin {
+				return
+			}
+			m.apply(m.mach.GaveUp(resource, msg, m.opts.Now()))
+		})
 	}
 }
 

@@ -112,9 +112,9 @@ func (m *Manager) Groups(ctx context.Context) []api.RGMGroup {
 // Type describes a resource type.
 func (m *Manager) Type(name string) (api.RGMType, error) {
 	cfg := m.Config()
-	t, ok := cfg.Types[name]
-	if !ok {
-		return api.RGMType{}, fmt.Errorf("%w: resource type %s", ErrNotFound, name)
+	t, err := resolveType(cfg, name)
+	if err != nil {
+		return api.RGMType{}, err
 	}
 	return typeView(cfg, t), nil
 }
