@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -93,6 +94,13 @@ func (s *Server) startPMF(w http.ResponseWriter, r *http.Request) error {
 	// and scha_* too: they reach the agent that runs them.
 	if !hasVar(spec.Env, "STEADY_SOCKET") {
 		spec.Env = append(spec.Env, "STEADY_SOCKET="+s.opts.Socket)
+	}
+	// The agent's time zone, and GORACE so that a race-detector build of
+	// steady (the tests') runs scha_* in a monitor without its exit delay.
+	for _, k := range []string{"TZ", "GORACE"} {
+		if v, ok := os.LookupEnv(k); ok && !hasVar(spec.Env, k) {
+			spec.Env = append(spec.Env, k+"="+v)
+		}
 	}
 	spec.Action = req.Action
 	h, err := m.Start(r.Context(), spec)

@@ -232,6 +232,14 @@ func (r *Runner) baseEnv(c Call, id runas.Identity) []string {
 		"STEADY_RESOURCE=" + c.Resource, "STEADY_RESOURCE_GROUP=" + c.Group, "STEADY_RESOURCE_TYPE=" + c.Type.Name,
 		"STEADY_EPOCH=" + strconv.FormatUint(c.Epoch, 10),
 	}
+	// The agent's time zone, so that methods log the times the operator
+	// reads; GORACE, so that a race-detector build of steady (the tests')
+	// runs its scha_* commands without the detector's exit delay.
+	for _, k := range []string{"TZ", "GORACE"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
 	return env
 }
 
