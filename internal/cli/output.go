@@ -69,7 +69,7 @@ func attrsText(a api.Attrs) string {
 	parts := make([]string, 0, len(a))
 	for _, k := range a.Names() {
 		v := a[k].Display()
-		if v == "" || strings.ContainsAny(v, " \t\"") {
+		if v == "" || strings.ContainsAny(v, " \t\"\n\r") {
 			v = fmt.Sprintf("%q", v)
 		}
 		parts = append(parts, k+"="+v)

@@ -120,13 +120,17 @@ its UPDATE method (OCF: reload, when the agent has it).`,
 
 func newResourceActionCmd(g *globals, action, short, long string) *cobra.Command {
 	var w waitOptions
+	waits := action == "enable" || action == "disable"
+	if waits {
+		long += `
+
+Unless --no-wait is given, the command waits until each resource's group is
+no longer pending and prints the state changes as they happen.`
+	}
 	cmd := &cobra.Command{
 		Use:   action + " NAME...",
 		Short: short,
-		Long: long + `
-
-Unless --no-wait is given, the command waits until each resource's group is
-no longer pending and prints the state changes as they happen.`,
+		Long:  long,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c := g.client()
@@ -140,7 +144,7 @@ no longer pending and prints the state changes as they happen.`,
 				if !g.json() {
 					fmt.Fprintf(g.stdout, "resource %s: %s\n", name, strings.TrimSuffix(action, "e")+"ed")
 				}
-				if !w.noWait && (action == "enable" || action == "disable") {
+				if !w.noWait && waits {
 					gr, err := waitGroup(cmd.Context(), g, c, r.Group, w.timeout)
 					if err != nil {
 						return err
@@ -166,7 +170,7 @@ no longer pending and prints the state changes as they happen.`,
 			return firstErr
 		},
 	}
-	if action == "enable" || action == "disable" {
+	if waits {
 		w.add(cmd)
 	} else {
 		w.noWait = true

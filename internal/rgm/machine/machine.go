@@ -152,6 +152,15 @@ func (r Result) describe() string {
 	case r.Succeeded():
 		return "succeeded"
 	}
+	// OCF agents classify their failures; say what the class means.
+	switch r.Severity {
+	case "soft":
+		return fmt.Sprintf("failed with exit code %d (a soft error: a restart may cure it)", r.Code)
+	case "hard":
+		return fmt.Sprintf("failed with exit code %d (a hard error: it will not work on this node)", r.Code)
+	case "fatal":
+		return fmt.Sprintf("failed with exit code %d (a fatal error: the configuration is wrong and it will not work on any node)", r.Code)
+	}
 	return fmt.Sprintf("failed with exit code %d", r.Code)
 }
 

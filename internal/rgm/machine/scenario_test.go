@@ -370,3 +370,22 @@ func testType(name, source, methods string) *model.ResourceType {
 	}
 	return t
 }
+
+// TestDescribeNamesOCFClass: an OCF failure says whether a restart, another
+// node or only a configuration change can cure it.
+func TestDescribeNamesOCFClass(t *testing.T) {
+	for _, c := range []struct {
+		res  Result
+		want string
+	}{
+		{Result{Code: 1, Severity: "soft"}, "exit code 1 (a soft error"},
+		{Result{Code: 5, Severity: "hard"}, "will not work on this node"},
+		{Result{Code: 6, Severity: "fatal"}, "will not work on any node"},
+		{Result{Code: 1}, "failed with exit code 1"},
+		{Result{Code: 0, OK: true, Severity: "none"}, "succeeded"},
+	} {
+		if got := c.res.describe(); !strings.Contains(got, c.want) {
+			t.Errorf("%+v: %q lacks %q", c.res, got, c.want)
+		}
+	}
+}
