@@ -81,6 +81,9 @@ func (m *Machine) ProbeResult(name string, ok, degraded bool, msg string, now ti
 		if degraded {
 			status = StatusDegraded
 		}
+		if rs.Status == status && rs.StatusMsg == msg && !rs.GiveoverAsked {
+			return nil // the usual probe: nothing changes
+		}
 		rs.GiveoverAsked = false
 		m.setStatus(r, rs, status, msg)
 	default:
@@ -329,7 +332,7 @@ func (m *Machine) RestartGroup(name string, now time.Time) []Action {
 // stopped (cleaning up) and started.
 func (m *Machine) Retry(name string, now time.Time) []Action {
 	m.now = now
-	for _, r := range m.cfg.GroupResources(name) {
+	for _, r := range m.idx.members[name] {
 		if rs := m.res[r.Name]; rs.State == StartFailed || rs.State == MonitorFailed {
 			rs.Restart = true
 		}
@@ -379,7 +382,7 @@ func (m *Machine) Snapshot() Snapshot {
 // starting is stopped and started, one that was stopping is stopped.
 func Restore(node string, snap Snapshot, cfg *model.Config, now time.Time) (*Machine, []Action) {
 	m := New(node, now)
-	m.cfg = cfg
+	m.cfg, m.idx = cfg, newIndex(cfg)
 	m.nextID = snap.NextID
 	for name, rs := range snap.Resources {
 		if _, ok := cfg.Resources[name]; !ok {

@@ -212,6 +212,7 @@ type groupState struct {
 type Machine struct {
 	node   string
 	cfg    *model.Config
+	idx    *index
 	res    map[string]*resState
 	groups map[string]*groupState
 	nextID uint64
@@ -225,7 +226,8 @@ type Machine struct {
 
 // New creates the machine of node with an empty configuration.
 func New(node string, now time.Time) *Machine {
-	return &Machine{node: node, cfg: model.NewConfig(), res: map[string]*resState{},
+	cfg := model.NewConfig()
+	return &Machine{node: node, cfg: cfg, idx: newIndex(cfg), res: map[string]*resState{},
 		groups: map[string]*groupState{}, methods: map[uint64]string{}, now: now}
 }
 
@@ -252,7 +254,7 @@ func (m *Machine) publish(subclass string, attrs api.Attrs) {
 // acts on what changed.
 func (m *Machine) SetConfig(cfg *model.Config, now time.Time) []Action {
 	m.now = now
-	m.cfg = cfg
+	m.cfg, m.idx = cfg, newIndex(cfg)
 	for name := range cfg.Resources {
 		if _, ok := m.res[name]; !ok {
 			m.res[name] = &resState{State: Offline, Status: StatusOffline}

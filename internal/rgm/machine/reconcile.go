@@ -2,7 +2,6 @@ package machine
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -29,15 +28,8 @@ func up(state string) bool {
 	return false
 }
 
-// groupOrder is the order groups are reconciled in: by name.
-func (m *Machine) groupNames() []string {
-	names := make([]string, 0, len(m.cfg.Groups))
-	for n := range m.cfg.Groups {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+// groupNames is the order groups are reconciled in: by name.
+func (m *Machine) groupNames() []string { return m.idx.groups }
 
 // reconcile starts and stops what the configuration and assignments ask
 // for, as far as dependencies allow, until nothing more can happen now.
@@ -48,7 +40,7 @@ func (m *Machine) reconcile() {
 		for pass := 0; pass < 2*len(m.res)+2; pass++ {
 			changed := false
 			for _, gname := range m.groupNames() {
-				order := m.cfg.StartOrder(gname)
+				order := m.idx.order[gname]
 				for _, r := range order {
 					if m.step(r) {
 						changed = true
@@ -131,7 +123,7 @@ func (m *Machine) canStart(r *model.Resource, depth int) (ok bool, why string, l
 	if depth > len(m.res) {
 		return false, "dependency loop", true
 	}
-	for _, d := range m.cfg.Deps(r) {
+	for _, d := range m.idx.deps[r.Name] {
 		dep := m.cfg.Resources[d.On]
 		ds := m.res[d.On]
 		if dep == nil || ds == nil {
@@ -160,7 +152,7 @@ func (m *Machine) canStart(r *model.Resource, depth int) (ok bool, why string, l
 			return false, fmt.Sprintf("waits for %s to be online (%s dependency)", d.On, d.Kind), false
 		}
 	}
-	for _, h := range m.cfg.GroupValues(m.cfg.Groups[r.Group]).List("RG_dependencies") {
+	for _, h := range m.idx.rgDeps[r.Group] {
 		hs := m.groups[h]
 		if hs == nil || (hs.State != GroupOnline && hs.State != GroupOnlineFaulted) {
 			return false, fmt.Sprintf("its group depends on group %s, which is not online", h), false
@@ -172,12 +164,12 @@ func (m *Machine) canStart(r *model.Resource, depth int) (ok bool, why string, l
 // canStop reports whether everything that depends on r is down (and, for
 // a group dependency, the dependent groups going offline here are).
 func (m *Machine) canStop(r *model.Resource) bool {
-	for _, other := range m.cfg.Resources {
+	for _, other := range m.idx.dependents[r.Name] {
 		os := m.res[other.Name]
 		if os == nil {
 			continue
 		}
-		for _, d := range m.cfg.Deps(other) {
+		for _, d := range m.idx.deps[other.Name] {
 			if d.On != r.Name {
 				continue
 			}
@@ -194,16 +186,10 @@ func (m *Machine) canStop(r *model.Resource) bool {
 			}
 		}
 	}
-	for _, gname := range m.groupNames() {
-		deps := m.cfg.GroupValues(m.cfg.Groups[gname]).List("RG_dependencies")
-		for _, h := range deps {
-			if h != r.Group {
-				continue
-			}
-			for _, other := range m.cfg.GroupResources(gname) {
-				if os := m.res[other.Name]; os != nil && !m.wantUp(other) && (up(os.State) || os.Going != "") {
-					return false
-				}
+	for _, gname := range m.idx.rgDependents[r.Group] {
+		for _, other := range m.idx.members[gname] {
+			if os := m.res[other.Name]; os != nil && !m.wantUp(other) && (up(os.State) || os.Going != "") {
+				return false
 			}
 		}
 	}
@@ -437,7 +423,7 @@ func (m *Machine) groupStateOf(name string) string {
 	if g == nil || !g.Managed {
 		return GroupUnmanaged
 	}
-	res := m.cfg.GroupResources(name)
+	res := m.idx.members[name]
 	for _, r := range res {
 		if m.res[r.Name].State == StopFailed {
 			return GroupErrorStopFailed

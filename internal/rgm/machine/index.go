@@ -1,0 +1,65 @@
+package machine
+
+import (
+	"sort"
+
+	"github.com/steady-ha/steady/internal/rgm/model"
+)
+
+// index is what the machine derives from one configuration: groups in
+// order, each group's resources in creation and start order, and
+// dependencies both ways. The configuration is immutable once the machine
+// has it, so the index is built once per SetConfig; without it every
+// reconcile pass would scan every resource for every group.
+type index struct {
+	groups       []string
+	members      map[string][]*model.Resource // creation order
+	order        map[string][]*model.Resource // start order
+	deps         map[string][]model.Dep
+	dependents   map[string][]*model.Resource // resources with a dependency on the key
+	rgDeps       map[string][]string          // RG_dependencies
+	rgDependents map[string][]string          // groups with an RG_dependency on the key
+}
+
+func newIndex(cfg *model.Config) *index {
+	x := &index{
+		members: map[string][]*model.Resource{}, order: map[string][]*model.Resource{},
+		deps: map[string][]model.Dep{}, dependents: map[string][]*model.Resource{},
+		rgDeps: map[string][]string{}, rgDependents: map[string][]string{},
+	}
+	for name := range cfg.Groups {
+		x.groups = append(x.groups, name)
+	}
+	sort.Strings(x.groups)
+	var all []*model.Resource
+	for _, r := range cfg.Resources {
+		all = append(all, r)
+	}
+	sort.Slice(all, func(i, j int) bool {
+		if !all[i].Created.Equal(all[j].Created) {
+			return all[i].Created.Before(all[j].Created)
+		}
+		return all[i].Name < all[j].Name
+	})
+	for _, r := range all {
+		x.members[r.Group] = append(x.members[r.Group], r)
+		ds := cfg.Deps(r)
+		x.deps[r.Name] = ds
+		seen := map[string]bool{}
+		for _, d := range ds {
+			if !seen[d.On] {
+				seen[d.On] = true
+				x.dependents[d.On] = append(x.dependents[d.On], r)
+			}
+		}
+	}
+	for _, g := range x.groups {
+		x.order[g] = model.OrderByDeps(x.members[g], func(r *model.Resource) []model.Dep { return x.deps[r.Name] })
+		hs := cfg.GroupValues(cfg.Groups[g]).List("RG_dependencies")
+		x.rgDeps[g] = hs
+		for _, h := range hs {
+			x.rgDependents[h] = append(x.rgDependents[h], g)
+		}
+	}
+	return x
+}
