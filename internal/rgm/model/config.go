@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -57,11 +58,42 @@ type Config struct {
 	Types     map[string]*ResourceType `json:"types"`
 	Groups    map[string]*Group        `json:"groups"`
 	Resources map[string]*Resource     `json:"resources"`
+
+	// memo keeps effective values, shared by a configuration and its
+	// clones: objects are never changed in place, so an entry whose
+	// pointers still match is still right. Without it, every pass over a
+	// thousand resources rebuilds a thousand maps.
+	memo *memo
+}
+
+type memo struct {
+	mu     sync.Mutex
+	res    map[string]resMemo
+	groups map[string]groupMemo
+}
+
+type resMemo struct {
+	r *Resource
+	t *ResourceType
+	v Values
+}
+
+type groupMemo struct {
+	g *Group
+	v Values
+}
+
+func (c *Config) memoOf() *memo {
+	if c.memo == nil {
+		c.memo = &memo{res: map[string]resMemo{}, groups: map[string]groupMemo{}}
+	}
+	return c.memo
 }
 
 // NewConfig returns an empty configuration with the built-in types.
 func NewConfig() *Config {
 	c := &Config{Types: map[string]*ResourceType{}, Groups: map[string]*Group{}, Resources: map[string]*Resource{}}
+	c.memoOf()
 	for _, t := range BuiltinTypes() {
 		c.Types[t.Name] = t
 	}
@@ -71,7 +103,8 @@ func NewConfig() *Config {
 // Clone copies the maps (the objects are shared and must not be changed
 // in place).
 func (c *Config) Clone() *Config {
-	n := &Config{Types: map[string]*ResourceType{}, Groups: map[string]*Group{}, Resources: map[string]*Resource{}}
+	n := &Config{Types: map[string]*ResourceType{}, Groups: map[string]*Group{}, Resources: map[string]*Resource{},
+		memo: c.memoOf()}
 	for k, v := range c.Types {
 		n.Types[k] = v
 	}
@@ -88,17 +121,36 @@ func (c *Config) Clone() *Config {
 func (c *Config) TypeOf(r *Resource) *ResourceType { return c.Types[r.Type] }
 
 // Effective returns the values of r: explicit ones over the type's
-// defaults.
+// defaults. The result is shared and must not be changed.
 func (c *Config) Effective(r *Resource) Values {
 	t := c.TypeOf(r)
 	if t == nil {
 		return r.Props
 	}
-	return t.Props.Effective(r.Props)
+	m := c.memoOf()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if e, ok := m.res[r.Name]; ok && e.r == r && e.t == t {
+		return e.v
+	}
+	v := t.Props.Effective(r.Props)
+	m.res[r.Name] = resMemo{r: r, t: t, v: v}
+	return v
 }
 
 // GroupValues returns the values of g: explicit ones over the defaults.
-func (c *Config) GroupValues(g *Group) Values { return GroupSchema.Effective(g.Props) }
+// The result is shared and must not be changed.
+func (c *Config) GroupValues(g *Group) Values {
+	m := c.memoOf()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if e, ok := m.groups[g.Name]; ok && e.g == g {
+		return e.v
+	}
+	v := GroupSchema.Effective(g.Props)
+	m.groups[g.Name] = groupMemo{g: g, v: v}
+	return v
+}
 
 // GroupResources lists the resources of group rg in creation order.
 func (c *Config) GroupResources(rg string) []*Resource {
@@ -327,19 +379,25 @@ func ParseAffinity(s string) (kind, group string, err error) {
 // resources of the same group it depends on (network resources first when
 // Implicit_network_dependencies holds), keeping creation order otherwise.
 func (c *Config) StartOrder(rg string) []*Resource {
-	res := c.GroupResources(rg)
+	return OrderByDeps(c.GroupResources(rg), c.Deps)
+}
+
+// OrderByDeps orders resources so that each comes after those of the list
+// it depends on, keeping the given order otherwise; a loop is cut where it
+// closes.
+func OrderByDeps(res []*Resource, deps func(*Resource) []Dep) []*Resource {
 	index := map[string]int{}
 	for i, r := range res {
 		index[r.Name] = i
 	}
 	done := map[string]bool{}
-	var out []*Resource
+	out := make([]*Resource, 0, len(res))
 	var add func(r *Resource, depth int)
 	add = func(r *Resource, depth int) {
 		if done[r.Name] || depth > len(res) {
 			return
 		}
-		for _, d := range c.Deps(r) {
+		for _, d := range deps(r) {
 			if i, same := index[d.On]; same {
 				add(res[i], depth+1)
 			}
