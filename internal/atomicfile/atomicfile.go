@@ -11,7 +11,15 @@ import (
 )
 
 // Write replaces path with data, creating it with perm if needed.
-func Write(path string, data []byte, perm os.FileMode) (err error) {
+func Write(path string, data []byte, perm os.FileMode) error { return write(path, data, perm, true) }
+
+// Replace is Write without the syncs: the file is whole after a crash of
+// the process, and may be old or missing after a crash of the machine. For
+// state that a reboot makes worthless anyway, written too often to pay for
+// two syncs each time.
+func Replace(path string, data []byte, perm os.FileMode) error { return write(path, data, perm, false) }
+
+func write(path string, data []byte, perm os.FileMode, sync bool) (err error) {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {
@@ -30,14 +38,19 @@ func Write(path string, data []byte, perm os.FileMode) (err error) {
 	if err = f.Chmod(perm); err != nil {
 		return fmt.Errorf("atomicfile: %w", err)
 	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("atomicfile: syncing %s: %w", path, err)
+	if sync {
+		if err = f.Sync(); err != nil {
+			return fmt.Errorf("atomicfile: syncing %s: %w", path, err)
+		}
 	}
 	if err = f.Close(); err != nil {
 		return fmt.Errorf("atomicfile: %w", err)
 	}
 	if err = os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("atomicfile: %w", err)
+	}
+	if !sync {
+		return nil
 	}
 	return SyncDir(dir)
 }
