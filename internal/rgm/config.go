@@ -639,12 +639,22 @@ func (m *Manager) auxAll(group, meth string) {
 	}
 }
 
+// bootIDFile is where the kernel names the current boot.
+var bootIDFile = "/proc/sys/kernel/random/boot_id"
+
+// rebooted reports whether the node booted since the boot id was last
+// recorded (false when none was, as on the first start).
+func (m *Manager) rebooted() bool {
+	cur, err := os.ReadFile(bootIDFile)
+	prev, perr := os.ReadFile(filepath.Join(m.opts.Dir, "boot_id"))
+	return err == nil && perr == nil && string(prev) != string(cur)
+}
+
 // bootMethods runs BOOT for the resources of managed groups once per boot
 // of the node: an agent restart is not a boot, so the boot id the kernel
 // gives each boot is kept in the data directory.
 func (m *Manager) bootMethods() {
-	const bootID = "/proc/sys/kernel/random/boot_id"
-	cur, err := os.ReadFile(bootID)
+	cur, err := os.ReadFile(bootIDFile)
 	if err != nil {
 		m.log.Warn("cannot tell whether the node booted; BOOT methods run now", "err", err)
 	}

@@ -150,6 +150,12 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
+	if m.rebooted() {
+		// What ran before the boot is gone: start from nothing, and the
+		// groups that should be online start again.
+		m.log.Info("the node booted since the saved state was written; every resource starts offline")
+		snap = machine.Snapshot{Schema: snap.Schema, NextID: snap.NextID}
+	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	var acts []machine.Action
 	m.mach, acts = machine.Restore(opts.Node, snap, cfg, opts.Now())

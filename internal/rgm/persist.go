@@ -146,7 +146,7 @@ func (m *Manager) saveState() error {
 		if m.saved[file] == content {
 			continue
 		}
-		if err := atomicfile.Write(filepath.Join(m.stateDir(), file), []byte(content), 0o640); err != nil {
+		if err := atomicfile.Replace(filepath.Join(m.stateDir(), file), []byte(content), 0o640); err != nil {
 			return err
 		}
 		m.saved[file] = content

@@ -371,6 +371,42 @@ func TestAgentRestartMidStart(t *testing.T) {
 	}
 }
 
+// TestRebootStartsOver: after a boot nothing that ran before runs, so the
+// saved state is dropped and an online group is started again; an agent
+// restart within one boot starts nothing twice.
+func TestRebootStartsOver(t *testing.T) {
+	boot := filepath.Join(t.TempDir(), "boot_id")
+	os.WriteFile(boot, []byte("boot-1\n"), 0o644)
+	old := bootIDFile
+	bootIDFile = boot
+	t.Cleanup(func() { bootIDFile = old })
+
+	e := newEnv(t)
+	log := filepath.Join(e.work, "calls")
+	e.rtrType("svc", log, "")
+	ctx := t.Context()
+	e.m.CreateGroup(ctx, "g", nil)
+	if err := e.m.CreateResource(ctx, api.RGMResourceRequest{Name: "a", Group: "g", Type: "svc"}); err != nil {
+		t.Fatal(err)
+	}
+	e.m.GroupAction(ctx, "g", ActOnline)
+	e.waitGroup("g", machine.GroupOnline, 10*time.Second)
+
+	restart := func() {
+		e.m.Close()
+		e.m = nil
+		e.open()
+		e.waitGroup("g", machine.GroupOnline, 10*time.Second)
+	}
+	restart()
+	if got := strings.Join(lines(t, log), ","); strings.Count(got, "start a") != 1 {
+		t.Fatalf("an agent restart started a again: %s", got)
+	}
+	os.WriteFile(boot, []byte("boot-2\n"), 0o644)
+	restart()
+	waitFor(t, func() bool { return strings.Count(strings.Join(lines(t, log), ","), "start a") == 2 })
+}
+
 func TestProcessTypeAndGiveup(t *testing.T) {
 	e := newEnv(t)
 	ctx := t.Context()
