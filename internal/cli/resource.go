@@ -131,7 +131,7 @@ no longer pending and prints the state changes as they happen.`
 		Use:   action + " NAME...",
 		Short: short,
 		Long:  long,
-		Args: cobra.MinimumNArgs(1),
+		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c := g.client()
 			var out []api.RGMResource
