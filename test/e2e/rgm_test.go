@@ -274,10 +274,15 @@ my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $ARGV[0], L
 while (my $c = $s->accept) { print $c "ok\n"; close $c; }
 `
 
-// tcpCheck is its monitor hook: exit 0 when the port answers "ok".
+// tcpCheck is its monitor hook: exit 0 when the port answers "ok". The
+// agent's start runs the hook right after it forks the server, before the
+// server may listen, so a refused connection is tried again for 2 s.
 const tcpCheck = `#!/usr/bin/perl
 use IO::Socket::INET;
-my $c = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $ARGV[0], Timeout => 2) or exit 7;
+use Time::HiRes qw(sleep);
+my $c;
+for (1..20) { $c = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $ARGV[0], Timeout => 2) and last; sleep 0.1; }
+$c or exit 7;
 my $l = <$c>; exit($l eq "ok\n" ? 0 : 1);
 `
 
