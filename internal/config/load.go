@@ -249,6 +249,13 @@ func suggest(name string, known map[string]int) string {
 	for k := range known {
 		keys = append(keys, k)
 	}
+	return Suggest(name, keys)
+}
+
+// Suggest returns the key of keys closest to a misspelt name, or "" when
+// none is close; other strict readers of YAML use it too.
+func Suggest(name string, keys []string) string {
+	keys = append([]string(nil), keys...)
 	sort.Strings(keys)
 	best, bestDist := "", len(name)/2+2
 	for _, k := range keys {
