@@ -181,3 +181,62 @@ type OCFTestMessage struct {
 type RGMClearRequest struct {
 	Flag string `json:"flag"` // STOP_FAILED
 }
+
+// RGMDeclaration is the resource group manager's part of a configuration
+// file: what "steady config export" prints and "steady config apply"
+// makes true.
+type RGMDeclaration struct {
+	Types  []RGMTypeDecl  `json:"types,omitempty"`
+	Groups []RGMGroupDecl `json:"groups,omitempty"`
+}
+
+// RGMTypeDecl names a resource type and where it comes from: an RTR file
+// on the agent's host or an OCF agent. A type that is registered already
+// may be named alone.
+type RGMTypeDecl struct {
+	Name string `json:"name,omitempty"`
+	RTR  string `json:"rtr,omitempty"`
+	OCF  string `json:"ocf,omitempty"`
+}
+
+// RGMGroupDecl declares a group, its properties, the operator's intent
+// (nil: unchanged, or the default for a new group) and its resources.
+type RGMGroupDecl struct {
+	Name      string              `json:"name"`
+	Props     map[string][]string `json:"properties,omitempty"`
+	Managed   *bool               `json:"managed,omitempty"`
+	Online    *bool               `json:"online,omitempty"`
+	Suspended *bool               `json:"suspended,omitempty"`
+	Resources []RGMResourceDecl   `json:"resources,omitempty"`
+}
+
+// RGMResourceDecl declares a resource. A one-element value of a
+// STRINGARRAY property is split at commas, as on the command line.
+type RGMResourceDecl struct {
+	Name      string              `json:"name"`
+	Type      string              `json:"type"`
+	Props     map[string][]string `json:"properties,omitempty"`
+	Enabled   *bool               `json:"enabled,omitempty"`
+	Monitored *bool               `json:"monitored,omitempty"`
+}
+
+// RGMApplyRequest is the body of POST /v1/rgm/apply.
+type RGMApplyRequest struct {
+	Declaration RGMDeclaration `json:"declaration"`
+	DryRun      bool           `json:"dry_run,omitempty"`
+}
+
+// RGMChange is one line of the difference an apply makes.
+type RGMChange struct {
+	Kind    string   `json:"kind"`   // type, group, resource
+	Name    string   `json:"name"`   //
+	Action  string   `json:"action"` // create, update, unchanged, kept (not in the file)
+	Details []string `json:"details,omitempty"`
+}
+
+// RGMApplyResult answers an apply: the changes, and whether they were
+// made (false for a dry run).
+type RGMApplyResult struct {
+	Changes []RGMChange `json:"changes"`
+	Applied bool        `json:"applied"`
+}

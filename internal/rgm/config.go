@@ -69,6 +69,16 @@ func (m *Manager) Config() *model.Config {
 
 // RegisterRTR registers the resource type an RTR file describes.
 func (m *Manager) RegisterRTR(ctx context.Context, file string, src []byte) (*model.ResourceType, error) {
+	t, err := parseRTR(file, src)
+	if err != nil {
+		return nil, err
+	}
+	return t, m.registerType(ctx, t)
+}
+
+// parseRTR compiles an RTR file into a type; an absolute file name is
+// kept, so that "steady config export" can name it.
+func parseRTR(file string, src []byte) (*model.ResourceType, error) {
 	f, err := rtr.Parse(file, src)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", model.ErrInvalid, err)
@@ -77,11 +87,23 @@ func (m *Manager) RegisterRTR(ctx context.Context, file string, src []byte) (*mo
 	if err != nil {
 		return nil, err
 	}
-	return t, m.registerType(ctx, t)
+	if filepath.IsAbs(file) {
+		t.File = file
+	}
+	return t, nil
 }
 
 // RegisterOCF registers an OCF agent (ocf:PROVIDER:AGENT) as a type.
 func (m *Manager) RegisterOCF(ctx context.Context, name string) (*model.ResourceType, error) {
+	t, err := m.readOCF(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return t, m.registerType(ctx, t)
+}
+
+// readOCF makes a type of an OCF agent from its meta-data.
+func (m *Manager) readOCF(ctx context.Context, name string) (*model.ResourceType, error) {
 	root := m.opts.OCFRoot
 	if root == "" {
 		root = ocf.DefaultRoot
@@ -93,11 +115,7 @@ func (m *Manager) RegisterOCF(ctx context.Context, name string) (*model.Resource
 		}
 		return nil, fmt.Errorf("%w: %w", model.ErrInvalid, err)
 	}
-	t, err := model.FromOCF(name, path, meta)
-	if err != nil {
-		return nil, err
-	}
-	return t, m.registerType(ctx, t)
+	return model.FromOCF(name, path, meta)
 }
 
 func (m *Manager) registerType(ctx context.Context, t *model.ResourceType) error {
@@ -300,8 +318,13 @@ func resolveType(cfg *model.Config, name string) (*model.ResourceType, error) {
 	var found []*model.ResourceType
 	for _, tn := range sortedKeys(cfg.Types) {
 		t := cfg.Types[tn]
+		// The name without its vendor (STDY.dns) or provider
+		// (ocf:heartbeat:Dummy).
 		short := tn
 		if i := strings.LastIndexByte(tn, '.'); i >= 0 && t.Source == model.SourceRTR {
+			short = tn[i+1:]
+		}
+		if i := strings.LastIndexByte(tn, ':'); i >= 0 && t.Source == model.SourceOCF {
 			short = tn[i+1:]
 		}
 		if strings.EqualFold(tn, name) || strings.EqualFold(short, name) {

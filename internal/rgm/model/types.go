@@ -24,6 +24,7 @@ const (
 type ResourceType struct {
 	Name        string `json:"name"` // VENDOR.TYPE for RTR types, ocf:PROVIDER:AGENT, steady.Process
 	Source      string `json:"source"`
+	File        string `json:"file,omitempty"` // the RTR file it was registered from
 	Version     string `json:"version"`
 	Vendor      string `json:"vendor,omitempty"`
 	Description string `json:"description,omitempty"`
