@@ -218,3 +218,18 @@ func (c *Client) RGMCluster(ctx context.Context) (api.RGMCluster, error) {
 	err := c.do(ctx, http.MethodGet, "/v1/rgm/cluster", nil, nil, &out)
 	return out, err
 }
+
+// RGMExport returns the resource group manager's configuration as a
+// declaration.
+func (c *Client) RGMExport(ctx context.Context) (api.RGMDeclaration, error) {
+	var out api.RGMDeclaration
+	err := c.do(ctx, http.MethodGet, "/v1/rgm/config", nil, nil, &out)
+	return out, err
+}
+
+// RGMApply makes a declaration true (or, with DryRun, only checks it).
+func (c *Client) RGMApply(ctx context.Context, req api.RGMApplyRequest) (api.RGMApplyResult, error) {
+	var out api.RGMApplyResult
+	err := c.do(ctx, http.MethodPost, "/v1/rgm/apply", nil, req, &out)
+	return out, err
+}

@@ -50,6 +50,8 @@ func (s *Server) rgmRoutes() []struct {
 		{"POST /v1/rgm/resources/{name}/status", auth.Read, s.setResourceStatus},
 		{"POST /v1/rgm/control", auth.Read, s.control},
 		{"GET /v1/rgm/cluster", auth.Read, s.rgmCluster},
+		{"GET /v1/rgm/config", auth.Read, s.exportRGM},
+		{"POST /v1/rgm/apply", auth.Change, s.applyRGM},
 	}
 	for _, a := range []string{rgm.ActOnline, rgm.ActOffline, rgm.ActRestart, rgm.ActManage, rgm.ActUnmanage, rgm.ActSuspend, rgm.ActResume} {
 		routes = append(routes, rt{"POST /v1/rgm/groups/{name}/" + a, auth.Change, s.groupAction(a)})
@@ -405,4 +407,19 @@ func (s *Server) control(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) rgmCluster(w http.ResponseWriter, r *http.Request) error {
 	return s.withRGM(w, r, func(m *rgm.Manager) (int, any, error) { return http.StatusOK, m.Cluster(), nil })
+}
+
+func (s *Server) exportRGM(w http.ResponseWriter, r *http.Request) error {
+	return s.withRGM(w, r, func(m *rgm.Manager) (int, any, error) { return http.StatusOK, m.Export(), nil })
+}
+
+func (s *Server) applyRGM(w http.ResponseWriter, r *http.Request) error {
+	var req api.RGMApplyRequest
+	if err := decodeBody(r, &req); err != nil {
+		return err
+	}
+	return s.withRGM(w, r, func(m *rgm.Manager) (int, any, error) {
+		res, err := m.Apply(r.Context(), req.Declaration, req.DryRun)
+		return http.StatusOK, res, err
+	})
 }
