@@ -19,6 +19,7 @@ import (
 	"github.com/steady-ha/steady/api/client"
 	"github.com/steady-ha/steady/internal/compat"
 	"github.com/steady-ha/steady/internal/config"
+	"github.com/steady-ha/steady/internal/declare"
 )
 
 // Main runs steady with args (args[0] is the name it was started under)
@@ -105,12 +106,13 @@ func exitStatus(err error) int {
 	var se *silentExit
 	var ue *usageError
 	var ce *config.Error
+	var de *declare.Error
 	switch {
 	case err == nil:
 		return api.ExitOK
 	case errors.As(err, &se):
 		return se.status
-	case errors.As(err, &ue), errors.As(err, &ce):
+	case errors.As(err, &ue), errors.As(err, &ce), errors.As(err, &de):
 		return api.ExitUsage
 	}
 	var ae *api.Error
@@ -178,6 +180,7 @@ socket named by --socket or $STEADY_SOCKET.
 		newTypeCmd(g),
 		newResourceCmd(g),
 		newRGCmd(g),
+		newConfigCmd(g),
 		newInstallLinksCmd(g),
 	)
 	setArgsUsage(root)
