@@ -459,3 +459,59 @@ func killListener(t *testing.T, port int) {
 	fmt.Sscan(string(m[1]), &pid)
 	kill9(t, pid)
 }
+
+// TestConfigApplyExport declares a type, a group and two resources in a
+// file, checks it with --dry-run, applies it, exports the result and
+// applies that again (nothing to change); a misspelt key is reported with
+// its line and nothing changes.
+func TestConfigApplyExport(t *testing.T) {
+	a := StartAgent(t, AgentOptions{})
+	file := filepath.Join(a.Dir, "cluster.yaml")
+	os.WriteFile(file, []byte(`version: 1
+types:
+  - ocf: ocf:heartbeat:Dummy
+groups:
+  web:
+    online: true
+    properties:
+      Pingpong_interval: 600
+    resources:
+      srv:
+        type: steady.Process
+        properties:
+          Command: [/bin/sleep, "3600"]
+      flag:
+        type: Dummy
+        properties:
+          Resource_dependencies: srv
+          Thorough_probe_interval: 1
+`), 0o644)
+	out := mustCLI(t, a, "config", "apply", "-f", file, "--dry-run")
+	if !strings.Contains(out, "create resource flag") || !strings.Contains(out, "dry run: 4 change(s) would be made") {
+		t.Fatalf("dry run:\n%s", out)
+	}
+	if r := a.CLI("rg", "show", "web"); r.Code != api.CodeNotFound.ExitStatus() {
+		t.Fatalf("the dry run created the group: %d", r.Code)
+	}
+	out = mustCLI(t, a, "config", "apply", "-f", file)
+	if !strings.Contains(out, "applied 4 change(s)") {
+		t.Fatalf("apply:\n%s", out)
+	}
+	waitResource(t, a, "flag", "ONLINE", 20*time.Second)
+
+	exported := filepath.Join(a.Dir, "exported.yaml")
+	os.WriteFile(exported, []byte(mustCLI(t, a, "config", "export")), 0o644)
+	if out := mustCLI(t, a, "config", "apply", "-f", exported); !strings.Contains(out, "nothing to change") {
+		t.Fatalf("the export applied again:\n%s", out)
+	}
+
+	bad := filepath.Join(a.Dir, "bad.yaml")
+	os.WriteFile(bad, []byte("version: 1\ngroups:\n  web:\n    onlin: false\n"), 0o644)
+	r := a.CLI("config", "apply", "-f", bad)
+	if r.Code != api.ExitUsage || !strings.Contains(r.Stderr, `bad.yaml:4:5: groups.web.onlin: unknown key "onlin" (did you mean "online"?)`) {
+		t.Fatalf("a misspelt key: exit %d\n%s", r.Code, r.Stderr)
+	}
+	if g := resourceState(t, a, "srv"); g.State != "ONLINE" {
+		t.Fatalf("srv after a refused file: %s", g.State)
+	}
+}
