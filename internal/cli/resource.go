@@ -149,9 +149,8 @@ no longer pending and prints the state changes as they happen.`
 					if err != nil {
 						return err
 					}
-					if settledBad[gr.State] && firstErr == nil {
-						fmt.Fprintf(g.stderr, "steady: group %s is %s; \"steady rg why %s\" says why\n", gr.Name, gr.State, gr.Name)
-						firstErr = &silentExit{status: api.ExitFailure}
+					if firstErr == nil {
+						firstErr = settledError(g, gr)
 					}
 					if r, err = c.Resource(cmd.Context(), name); err != nil {
 						return err
@@ -215,19 +214,7 @@ first); no other resource may depend on it. Its FINI method runs if its
 group is managed.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c := g.client()
-			for _, name := range args {
-				if err := c.DeleteResource(cmd.Context(), name); err != nil {
-					return err
-				}
-				if !g.json() {
-					fmt.Fprintf(g.stdout, "deleted resource %s\n", name)
-				}
-			}
-			if g.json() {
-				return printJSON(g.stdout, map[string][]string{"deleted": args})
-			}
-			return nil
+			return deleteEach(g, args, "resource", func(name string) error { return g.client().DeleteResource(cmd.Context(), name) })
 		},
 	}
 }

@@ -146,9 +146,8 @@ ERROR_STOP_FAILED.`
 					if !g.json() {
 						fmt.Fprintf(g.stdout, "group %s: %s\n", gr.Name, gr.State)
 					}
-					if settledBad[gr.State] && failed == nil {
-						fmt.Fprintf(g.stderr, "steady: group %s is %s; \"steady rg why %s\" says why\n", gr.Name, gr.State, gr.Name)
-						failed = &silentExit{status: api.ExitFailure}
+					if failed == nil {
+						failed = settledError(g, gr)
 					}
 				} else if !g.json() {
 					fmt.Fprintf(g.stdout, "group %s: %s (%s)\n", name, pastTense(action), gr.State)
@@ -186,19 +185,7 @@ func newRGDeleteCmd(g *globals) *cobra.Command {
 		Long:  `Delete resource groups. Each must be offline (or unmanaged) and hold no resources.`,
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c := g.client()
-			for _, name := range args {
-				if err := c.DeleteGroup(cmd.Context(), name); err != nil {
-					return err
-				}
-				if !g.json() {
-					fmt.Fprintf(g.stdout, "deleted resource group %s\n", name)
-				}
-			}
-			if g.json() {
-				return printJSON(g.stdout, map[string][]string{"deleted": args})
-			}
-			return nil
+			return deleteEach(g, args, "resource group", func(name string) error { return g.client().DeleteGroup(cmd.Context(), name) })
 		},
 	}
 }

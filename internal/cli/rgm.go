@@ -50,6 +50,33 @@ func (w *waitOptions) add(cmd *cobra.Command) {
 // settledBad are the states after which a wait reports failure.
 var settledBad = map[string]bool{"ONLINE_FAULTED": true, "ERROR_STOP_FAILED": true, "PENDING_ONLINE_BLOCKED": true}
 
+// settledError says, for a group that settled in a failed state, where to
+// look, and returns the exit status 1 for it; nil for any other state.
+func settledError(g *globals, gr api.RGMGroup) error {
+	if !settledBad[gr.State] {
+		return nil
+	}
+	fmt.Fprintf(g.stderr, "steady: group %s is %s; \"steady rg why %s\" says why\n", gr.Name, gr.State, gr.Name)
+	return &silentExit{status: api.ExitFailure}
+}
+
+// deleteEach deletes the named objects in turn, stopping at the first
+// error, and reports them (as {"deleted": [...]} with -o json).
+func deleteEach(g *globals, names []string, noun string, del func(name string) error) error {
+	for _, name := range names {
+		if err := del(name); err != nil {
+			return err
+		}
+		if !g.json() {
+			fmt.Fprintf(g.stdout, "deleted %s %s\n", noun, name)
+		}
+	}
+	if g.json() {
+		return printJSON(g.stdout, map[string][]string{"deleted": names})
+	}
+	return nil
+}
+
 // waitGroup waits until the group is no longer pending, printing each
 // change of its resources' states as it happens (table output only), and
 // returns the group as it settled. A group that settles in a failed state

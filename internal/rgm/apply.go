@@ -305,8 +305,8 @@ func (m *Manager) planGroup(p *applyPlan, gd api.RGMGroupDecl) error {
 			return nil
 		}
 		if old.Managed && !g.Managed {
-			if info, ok := p.groupState(m, g.Name); ok && info != machine.GroupOffline && info != machine.GroupUnmanaged {
-				return fmt.Errorf("it is %s; it can be unmanaged only when offline", info)
+			if info, ok := m.groupInfo(context.Background(), g.Name); ok && info.State != machine.GroupOffline && info.State != machine.GroupUnmanaged {
+				return fmt.Errorf("it is %s; it can be unmanaged only when offline", info.State)
 			}
 			g.Online = false
 		}
@@ -328,11 +328,6 @@ func (m *Manager) planGroup(p *applyPlan, gd api.RGMGroupDecl) error {
 	}
 	p.changes = append(p.changes, api.RGMChange{Kind: "group", Name: g.Name, Action: action, Details: details})
 	return nil
-}
-
-func (p *applyPlan) groupState(m *Manager, name string) (string, bool) {
-	info, ok := m.groupInfo(context.Background(), name)
-	return info.State, ok
 }
 
 func (m *Manager) planResource(ctx context.Context, p *applyPlan, group string, rd api.RGMResourceDecl) error {

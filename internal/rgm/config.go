@@ -633,26 +633,14 @@ func (m *Manager) auxSync(ctx context.Context, cfg *model.Config, resource, meth
 	c, _ := m.call(cfg, resource, meth, timeout)
 	res := m.runner.Run(ctx, c)
 	attrs := api.Attrs{"resource": api.String(resource), "group": api.String(r.Group), "method": api.String(meth),
-		"exit_code": api.Int(int64(res.Code)), "timed_out": api.Bool(res.TimedOut), "result": api.String(resultText(res))}
+		"exit_code": api.Int(int64(res.Code)), "timed_out": api.Bool(res.TimedOut), "result": api.String(res.Describe())}
 	if !res.Succeeded() {
-		m.log.Warn("method failed", "resource", resource, "method", meth, "result", resultText(res), "output", res.Output)
+		m.log.Warn("method failed", "resource", resource, "method", meth, "result", res.Describe(), "output", res.Output)
 		attrs["output"] = api.String(res.Output)
 	}
 	if _, err := m.pub.Publish(context.Background(), machine.ClassRGM, machine.SubMethod, attrs); err != nil {
 		m.log.Error("cannot publish", "err", err)
 	}
-}
-
-func resultText(r machine.Result) string {
-	switch {
-	case r.Err != "":
-		return "could not run: " + r.Err
-	case r.TimedOut:
-		return "timed out"
-	case r.Succeeded():
-		return "succeeded"
-	}
-	return fmt.Sprintf("failed with exit code %d", r.Code)
 }
 
 // auxAll runs an aux method for every resource of a group.

@@ -143,7 +143,9 @@ type Result struct {
 // Succeeded reports whether the method did what was asked.
 func (r Result) Succeeded() bool { return r.OK && !r.TimedOut && r.Err == "" }
 
-func (r Result) describe() string {
+// Describe says how a method ended, in words for logs, events and
+// decisions.
+func (r Result) Describe() string {
 	switch {
 	case r.Err != "":
 		return "could not run: " + r.Err

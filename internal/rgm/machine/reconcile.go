@@ -322,9 +322,9 @@ func (m *Machine) methodFinished(name string, rs *resState, res Result) {
 		meth = rs.Plan[0]
 	}
 	rs.Running = 0
-	what := fmt.Sprintf("%s %s", meth, res.describe())
+	what := fmt.Sprintf("%s %s", meth, res.Describe())
 	rs.Last = &record{Time: m.now, What: what, Output: res.Output}
-	attrs := api.Attrs{"resource": api.String(name), "method": api.String(meth), "result": api.String(res.describe()),
+	attrs := api.Attrs{"resource": api.String(name), "method": api.String(meth), "result": api.String(res.Describe()),
 		"exit_code": api.Int(int64(res.Code)), "timed_out": api.Bool(res.TimedOut)}
 	if r != nil {
 		attrs["group"] = api.String(r.Group)

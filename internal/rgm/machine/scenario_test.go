@@ -384,7 +384,7 @@ func TestDescribeNamesOCFClass(t *testing.T) {
 		{Result{Code: 1}, "failed with exit code 1"},
 		{Result{Code: 0, OK: true, Severity: "none"}, "succeeded"},
 	} {
-		if got := c.res.describe(); !strings.Contains(got, c.want) {
+		if got := c.res.Describe(); !strings.Contains(got, c.want) {
 			t.Errorf("%+v: %q lacks %q", c.res, got, c.want)
 		}
 	}
