@@ -219,6 +219,20 @@ func (r *Reaper) Close() error {
 	return nil
 }
 
+// Run starts cmd through sp and waits for it, as cmd.Run does: for short
+// commands whose output the caller collects in cmd.Stdout and cmd.Stderr.
+// A nil sp is Plain.
+func Run(sp Spawner, cmd *exec.Cmd) error {
+	if sp == nil {
+		sp = Plain{}
+	}
+	child, err := sp.Start(cmd)
+	if err != nil {
+		return err
+	}
+	return child.Wait()
+}
+
 // Plain starts commands with os/exec and waits for them itself; for
 // programs (and tests) that run no Reaper.
 type Plain struct{}

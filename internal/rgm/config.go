@@ -108,7 +108,7 @@ func (m *Manager) readOCF(ctx context.Context, name string) (*model.ResourceType
 	if root == "" {
 		root = ocf.DefaultRoot
 	}
-	meta, path, err := ocf.ReadMetadata(ctx, root, name)
+	meta, path, err := ocf.ReadMetadata(ctx, m.opts.Spawner, root, name)
 	if err != nil {
 		if errors.Is(err, ocf.ErrNotFound) {
 			return nil, fmt.Errorf("%w: %w", ErrNotFound, err)

@@ -1,6 +1,7 @@
 package rgm
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/steady-ha/steady/api"
+	"github.com/steady-ha/steady/internal/reaper"
 	"github.com/steady-ha/steady/internal/rgm/method"
 	"github.com/steady-ha/steady/internal/rgm/model"
 	"github.com/steady-ha/steady/internal/rgm/ocf"
@@ -50,7 +52,7 @@ func (m *Manager) TestOCF(ctx context.Context, req api.OCFTestRequest, step func
 	if root == "" {
 		root = ocf.DefaultRoot
 	}
-	meta, path, err := ocf.ReadMetadata(ctx, root, req.Agent)
+	meta, path, err := ocf.ReadMetadata(ctx, m.opts.Spawner, root, req.Agent)
 	if err != nil {
 		if errors.Is(err, ocf.ErrNotFound) {
 			return report, fmt.Errorf("%w: %w", ErrNotFound, err)
@@ -123,7 +125,7 @@ func (m *Manager) TestOCF(ctx context.Context, req api.OCFTestRequest, step func
 	stopped, running := []int{ocf.NotRunning}, []int{ocf.Success}
 
 	check("the agent is readable and executable by everyone (mode 755)", worldExecutable(path))
-	check("meta-data is valid against the OCF DTD", validMetadata(ctx, root, path))
+	check("meta-data is valid against the OCF DTD", m.validMetadata(ctx, root, path))
 	if _, ok := run("validate-all accepts the parameters", "validate-all", []int{ocf.Success, ocf.ErrUnimplemented}, opt{}); !ok {
 		return abort("validate-all: supply the parameters the agent needs with -p NAME=VALUE")
 	}
@@ -203,7 +205,7 @@ const ocfDTD = "/usr/share/resource-agents/ra-api-1.dtd"
 
 // validMetadata runs meta-data and validates it against the OCF DTD with
 // xmllint; without them, it is parsed (which TestOCF already did).
-func validMetadata(ctx context.Context, root, path string) error {
+func (m *Manager) validMetadata(ctx context.Context, root, path string) error {
 	xmllint, err := exec.LookPath("xmllint")
 	if err != nil {
 		return nil
@@ -215,14 +217,17 @@ func validMetadata(ctx context.Context, root, path string) error {
 	defer cancel()
 	md := exec.CommandContext(ctx, path, "meta-data")
 	md.Env = []string{"OCF_ROOT=" + root, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"}
-	out, err := md.Output()
-	if err != nil {
+	// Through the agent's reaper, which would otherwise take the exit
+	// status from under os/exec.
+	var out, msg bytes.Buffer
+	md.Stdout = &out
+	if err := reaper.Run(m.opts.Spawner, md); err != nil {
 		return fmt.Errorf("meta-data: %w", err)
 	}
 	lint := exec.CommandContext(ctx, xmllint, "--noout", "--dtdvalid", ocfDTD, "-")
-	lint.Stdin = strings.NewReader(string(out))
-	if msg, err := lint.CombinedOutput(); err != nil {
-		return fmt.Errorf("xmllint against %s: %s", ocfDTD, strings.TrimSpace(string(msg)))
+	lint.Stdin, lint.Stdout, lint.Stderr = &out, &msg, &msg
+	if err := reaper.Run(m.opts.Spawner, lint); err != nil {
+		return fmt.Errorf("xmllint against %s: %s", ocfDTD, strings.TrimSpace(msg.String()))
 	}
 	return nil
 }

@@ -117,7 +117,7 @@ func TestTimeoutKillsTheTree(t *testing.T) {
 
 func ocfType(t *testing.T, root, name string) *model.ResourceType {
 	t.Helper()
-	m, path, err := ocf.ReadMetadata(context.Background(), root, name)
+	m, path, err := ocf.ReadMetadata(context.Background(), nil, root, name)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@
 package ocf
 
 import (
+	"bytes"
 	"context"
 	"encoding/xml"
 	"errors"
@@ -18,6 +19,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/steady-ha/steady/internal/reaper"
 )
 
 // DefaultRoot is OCF_ROOT on Debian.
@@ -226,8 +229,10 @@ func ParseDuration(s string) (time.Duration, error) {
 	return time.Duration(n) * unit, nil
 }
 
-// ReadMetadata runs "AGENT meta-data" and parses what it prints.
-func ReadMetadata(ctx context.Context, root, name string) (*Metadata, string, error) {
+// ReadMetadata runs "AGENT meta-data" through sp (the agent's reaper, so
+// that it does not take the exit status from under os/exec) and parses
+// what it prints.
+func ReadMetadata(ctx context.Context, sp reaper.Spawner, root, name string) (*Metadata, string, error) {
 	path, err := Find(root, name)
 	if err != nil {
 		return nil, "", err
@@ -237,10 +242,14 @@ func ReadMetadata(ctx context.Context, root, name string) (*Metadata, string, er
 	cmd := exec.CommandContext(ctx, path, "meta-data")
 	cmd.Env = []string{"OCF_ROOT=" + root, "OCF_RA_VERSION_MAJOR=1", "OCF_RA_VERSION_MINOR=1",
 		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"}
-	out, err := cmd.Output()
-	if err != nil {
+	var out, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if err := reaper.Run(sp, cmd); err != nil {
+		if msg := strings.TrimSpace(stderr.String()); msg != "" {
+			err = fmt.Errorf("%w: %s", err, msg)
+		}
 		return nil, path, fmt.Errorf("ocf: %s meta-data failed: %w", name, err)
 	}
-	m, err := ParseMetadata(name, out)
+	m, err := ParseMetadata(name, out.Bytes())
 	return m, path, err
 }

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/steady-ha/steady/internal/reaper"
 )
 
 func TestClassify(t *testing.T) {
@@ -75,7 +77,7 @@ func TestEnvAndReasons(t *testing.T) {
 func TestRealAgents(t *testing.T) {
 	for _, name := range []string{"ocf:heartbeat:Dummy", "ocf:heartbeat:Stateful", "ocf:heartbeat:Delay",
 		"ocf:heartbeat:anything", "ocf:heartbeat:symlink"} {
-		m, _, err := ReadMetadata(context.Background(), DefaultRoot, name)
+		m, _, err := ReadMetadata(context.Background(), nil, DefaultRoot, name)
 		if err != nil {
 			t.Fatalf("%s: %v (is Debian's resource-agents installed? make test installs it)", name, err)
 		}
@@ -88,5 +90,22 @@ func TestRealAgents(t *testing.T) {
 	}
 	if _, err := Find(DefaultRoot, "ocf:heartbeat:NoSuchAgent"); err == nil {
 		t.Error("Find of a missing agent succeeded")
+	}
+}
+
+// TestReadMetadataUnderReaper: in the agent a Reaper reaps every child, so
+// meta-data is read through it (with os/exec alone the Reaper can take the
+// exit status first: "waitid: no child processes", seen once in CI). The
+// output must still arrive whole and the status be the agent's.
+func TestReadMetadataUnderReaper(t *testing.T) {
+	r, err := reaper.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for i := 0; i < 30; i++ {
+		if _, _, err := ReadMetadata(context.Background(), r, DefaultRoot, "ocf:heartbeat:Dummy"); err != nil {
+			t.Fatalf("read %d: %v", i, err)
+		}
 	}
 }
