@@ -135,6 +135,22 @@ func (d Dir) Signal(sig syscall.Signal) error {
 	return nil
 }
 
+// WaitEmpty waits until no process is left in the cgroup (a killed
+// process takes a moment to exit, longer when it was frozen), at most
+// timeout; it reports whether the cgroup emptied.
+func (d Dir) WaitEmpty(timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		if pop, err := d.Populated(); err != nil || !pop {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // Create makes the cgroup directory (and its parents) when missing.
 func (d Dir) Create() error {
 	if err := os.MkdirAll(string(d), 0o755); err != nil {

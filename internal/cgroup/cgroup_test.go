@@ -53,8 +53,15 @@ func TestDirLifecycle(t *testing.T) {
 	if pids, _ := d.Procs(); len(pids) != 1 || pids[0] != cmd.Process.Pid {
 		t.Fatalf("after USR1 the sleep should be gone and the shell left: %v", pids)
 	}
+	if d.WaitEmpty(50 * time.Millisecond) {
+		t.Fatal("WaitEmpty reported an empty cgroup while the shell runs")
+	}
 	if err := d.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
+	}
+	// Empty once the shell has exited, before anyone reaps it.
+	if !d.WaitEmpty(2 * time.Second) {
+		t.Fatal("WaitEmpty: still populated 2s after KILL")
 	}
 	cmd.Wait()
 	if pop, _ := d.Populated(); pop {

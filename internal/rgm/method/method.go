@@ -330,7 +330,10 @@ func (r *Runner) run(ctx context.Context, s execSpec) execResult {
 			<-child.Done()
 		}
 		if cg != "" {
+			// The whole tree: what the method left behind too, and only
+			// once it is gone is the method over.
 			kill(syscall.SIGKILL)
+			cg.WaitEmpty(r.opts.Grace)
 		}
 	}
 	child.Wait()
