@@ -134,7 +134,15 @@ func (g *groupTracker) members(since time.Time) []int {
 	return g.scan.members(g.tag, g.agent, pgid, since)
 }
 
-func (g *groupTracker) alive(since time.Time) (bool, error) { return len(g.members(since)) > 0, nil }
+// alive confirms "nothing left" on a second, fresh view: one walk of
+// /proc can miss a child forked at a lower pid (after the pids wrapped)
+// by a process that exits before the walk reaches it.
+func (g *groupTracker) alive(since time.Time) (bool, error) {
+	if len(g.members(since)) > 0 {
+		return true, nil
+	}
+	return len(g.members(time.Now())) > 0, nil
+}
 
 func (g *groupTracker) pids() []int { return g.members(time.Now().Add(-time.Second)) }
 
@@ -224,8 +232,8 @@ func (s *procScanner) members(tag, agent string, pgid int, since time.Time) []in
 	return out
 }
 
-// scanProcs lists live (not zombie) processes with their process group
-// and tag marker.
+// scanProcs lists live (not zombie) user processes with their process
+// group and tag marker.
 func scanProcs() []procInfo {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
@@ -238,22 +246,62 @@ func scanProcs() []procInfo {
 		if err != nil || pid == self {
 			continue
 		}
-		f := statFields(filepath.Join("/proc", e.Name(), "stat"))
-		if len(f) < 3 || f[0] == "Z" || f[0] == "X" {
-			continue
+		if p, ok := readProc(pid); ok {
+			out = append(out, p)
 		}
-		pgid, _ := strconv.Atoi(f[2])
-		p := procInfo{pid: pid, pgid: pgid}
-		if env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ")); err == nil {
-			for _, kv := range bytes.Split(env, []byte{0}) {
-				if v, ok := bytes.CutPrefix(kv, []byte(tagEnv+"=")); ok {
-					p.tag = string(v)
-				} else if v, ok := bytes.CutPrefix(kv, []byte(agentEnv+"=")); ok {
-					p.agent = string(v)
-				}
-			}
-		}
-		out = append(out, p)
 	}
 	return out
 }
+
+// Fields of /proc/PID/stat, counted from the state (the third field).
+const (
+	statFlags    = 6
+	statEnvStart = 47
+	statEnvEnd   = 48
+	pfKthread    = 0x00200000 // PF_KTHREAD in the flags
+)
+
+// readProc reads one process. A process in the middle of an exec shows an
+// empty environment for a while (the new image's environment is not set
+// up yet; measured: hundreds of times in 2,000 "setsid sleep" starts),
+// and a daemon that just left its process group with setsid would then
+// look unmarked and its tag over. So an empty environment counts only
+// when the process's own stat says it is empty; otherwise it is read
+// again until the exec is through.
+func readProc(pid int) (procInfo, bool) {
+	dir := filepath.Join("/proc", strconv.Itoa(pid))
+	for try := 0; ; try++ {
+		f := statFields(filepath.Join(dir, "stat"))
+		if len(f) <= statEnvEnd || f[0] == "Z" || f[0] == "X" {
+			return procInfo{}, false // gone, or a zombie
+		}
+		if flags, _ := strconv.ParseUint(f[statFlags], 10, 64); flags&pfKthread != 0 {
+			return procInfo{}, false
+		}
+		pgid, _ := strconv.Atoi(f[2])
+		p := procInfo{pid: pid, pgid: pgid}
+		env, err := os.ReadFile(filepath.Join(dir, "environ"))
+		if err != nil {
+			return p, true // not readable (gone since): judged by its group
+		}
+		if len(env) == 0 && (f[statEnvStart] == "0" || f[statEnvStart] != f[statEnvEnd]) && try < execRetries {
+			time.Sleep(execRetryPause)
+			continue
+		}
+		for _, kv := range bytes.Split(env, []byte{0}) {
+			if v, ok := bytes.CutPrefix(kv, []byte(tagEnv+"=")); ok {
+				p.tag = string(v)
+			} else if v, ok := bytes.CutPrefix(kv, []byte(agentEnv+"=")); ok {
+				p.agent = string(v)
+			}
+		}
+		return p, true
+	}
+}
+
+// An exec takes well under a millisecond unless the machine is loaded; a
+// process still mid-exec after 50 ms is judged without its environment.
+const (
+	execRetries    = 250
+	execRetryPause = 200 * time.Microsecond
+)
