@@ -1,0 +1,122 @@
+package rcm
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+)
+
+// Operations on unrelated subtrees run at the same time; on the same one,
+// exactly one wins and the others are told it is busy.
+func TestConcurrentOperations(t *testing.T) {
+	ctx := context.Background()
+	e := New(Options{})
+	c := &nopClient{name: "c"}
+	for i := 0; i < 8; i++ {
+		c.ins = append(c.ins, Interest{fmt.Sprintf("/sys/devices/bus/dev%d/unit", i), KindDR})
+	}
+	if err := e.AddClient(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < 50; j++ {
+				res, err := e.RequestOffline(ctx, []string{fmt.Sprintf("/sys/devices/bus/dev%d", i)}, 0, "t")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if _, err := e.NotifyOnline(ctx, res.ID); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	var won, busy int
+	var mu sync.Mutex
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := e.RequestOffline(ctx, []string{"/sys/devices/bus/dev0"}, 0, "t")
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				won++
+			case errors.Is(err, ErrBusy):
+				busy++
+			default:
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if won != 1 || busy != 7 {
+		t.Fatalf("%d won, %d busy; want 1 and 7", won, busy)
+	}
+	if n := len(e.InFlight()); n != 1 {
+		t.Fatalf("%d operations in flight, want 1", n)
+	}
+}
+
+type failingStore struct{}
+
+func (failingStore) Save(Snapshot) error { return errors.New("disk full") }
+
+// A request whose in-flight entry cannot be saved does not start: an
+// operation the next agent could not recover must not happen.
+func TestUnsavableRequestDoesNothing(t *testing.T) {
+	ctx := context.Background()
+	e := New(Options{Store: failingStore{}})
+	var log []string
+	c := &fakeClient{name: "c", interests: []Interest{{"net/eth0", KindDR}}, log: &log}
+	if err := e.AddClient(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.RequestOffline(ctx, []string{"net/eth0"}, 0, "t"); err == nil {
+		t.Fatal("request went ahead without its entry saved")
+	}
+	if len(log) != 0 || len(e.InFlight()) != 0 || len(e.locks) != 0 {
+		t.Fatalf("left behind: calls %q, in flight %v, locks %v", log, e.InFlight(), e.locks)
+	}
+}
+
+func TestSnapshotRoundTrip(t *testing.T) {
+	in := Snapshot{NextID: 7, Entries: []Entry{{ID: 6, Op: OpSuspend, Resources: []string{"net/eth0"}, Flags: Force, State: StateSuspended}}}
+	b, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out Snapshot
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	if out.Entries[0].Op != OpSuspend || out.Entries[0].State != StateSuspended || out.NextID != 7 {
+		t.Fatalf("%s -> %+v", b, out)
+	}
+	if err := json.Unmarshal([]byte(`{"entries":[{"op":"explode"}]}`), &out); err == nil {
+		t.Fatal("an unknown operation was accepted")
+	}
+}
+
+func TestCheckName(t *testing.T) {
+	for _, n := range []string{"", "a//b", "/sys/../x", "cpu/", "a\nb"} {
+		if CheckName(n) == nil {
+			t.Errorf("%q accepted", n)
+		}
+	}
+	for _, n := range []string{"/", "cpu", "cpu/3", "ip/fe80::1", "/sys/devices/pci0000:00/0000:00:03.0"} {
+		if err := CheckName(n); err != nil {
+			t.Errorf("%q: %v", n, err)
+		}
+	}
+}
