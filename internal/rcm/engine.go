@@ -156,6 +156,17 @@ func (e *Engine) Refresh(ctx context.Context) {
 	}
 }
 
+// Reregister asks one client to register again now.
+func (e *Engine) Reregister(ctx context.Context, name string) error {
+	e.mu.Lock()
+	ce := e.clients[name]
+	e.mu.Unlock()
+	if ce == nil {
+		return fmt.Errorf("%w: no client %s", ErrNotFound, name)
+	}
+	return e.register(ctx, ce)
+}
+
 // register asks ce for its names and replaces its registrations. A
 // failing register keeps the previous set (and is shown in listings).
 func (e *Engine) register(ctx context.Context, ce *clientEntry) error {
