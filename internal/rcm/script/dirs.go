@@ -23,7 +23,7 @@ type Set struct {
 	opts Options
 	e    *rcm.Engine
 
-	mu      sync.Mutex // guards loaded and errs
+	mu      sync.Mutex         // guards loaded and errs
 	loaded  map[string]*Script // by name
 	errs    map[string]string  // by path: why a script is not loaded
 	current map[string]string  // name -> path
