@@ -1,0 +1,148 @@
+// Package dr is dynamic reconfiguration: attachment points (APs) for the
+// parts of a Linux machine that can be taken away and given back, read
+// from and changed through sysfs, and every change run through the rcm
+// engine. An unconfigure asks the users of the AP's resources first
+// (request offline), then does the driver step, the point of no return,
+// then tells them the resources are gone (notify remove). A refusal stops
+// before the driver step; a driver step that fails is undone with notify
+// online and the user is told what was restored.
+//
+// The sysfs root is configurable so that tests (and benchmarks) can run
+// on a synthetic tree with hundreds of CPUs and thousands of memory
+// blocks; the same code runs on /sys.
+package dr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/steady-ha/steady/internal/rcm"
+)
+
+// Errors of DR operations.
+var (
+	ErrNotFound = errors.New("no such attachment point")
+	ErrInvalid  = errors.New("invalid request")
+	ErrState    = errors.New("attachment point state forbids it")
+	ErrDriver   = errors.New("hardware specific failure")
+)
+
+// States and conditions, as cfgadm shows them.
+const (
+	Empty        = "empty"
+	Disconnected = "disconnected"
+	Connected    = "connected"
+	Unconfigured = "unconfigured"
+	Configured   = "configured"
+	CondOK       = "ok"
+	CondUnknown  = "unknown"
+	CondFailing  = "failing"
+	CondFailed   = "failed"
+	CondUnusable = "unusable"
+)
+
+// AP is one attachment point.
+type AP struct {
+	ID         string    `json:"ap_id"`
+	Type       string    `json:"type"`
+	Class      string    `json:"class"`
+	Receptacle string    `json:"r_state"`
+	Occupant   string    `json:"o_state"`
+	Condition  string    `json:"condition"`
+	Busy       bool      `json:"busy"`
+	Info       string    `json:"info"`
+	StatusTime time.Time `json:"status_time"`
+	PhysID     string    `json:"physid"`
+	// Resources are the rcm names the AP's users register.
+	Resources []string `json:"resources,omitempty"`
+}
+
+// Driver knows one kind of AP.
+type Driver interface {
+	// Class is the AP class ("cpu", "memory", "pci", ...), the prefix of
+	// the AP ids it owns.
+	Class() string
+	// List reads every AP of the class.
+	List(ctx context.Context) ([]AP, error)
+	// Get reads one AP by id.
+	Get(ctx context.Context, id string) (AP, error)
+	// Unconfigure is the driver step of an unconfigure: it returns
+	// whatever Configure needs to give the AP back as it was.
+	Unconfigure(ctx context.Context, ap AP) error
+	// Configure gives the AP back.
+	Configure(ctx context.Context, ap AP) error
+}
+
+// CapacityDriver is a driver whose APs change the system's capacity
+// (CPUs, memory): the engine's capacity clients are asked too.
+type CapacityDriver interface {
+	Driver
+	// Capacity is the capacity name and the change an unconfigure (or
+	// configure, when add) of ap makes.
+	Capacity(ctx context.Context, ap AP, add bool) (string, rcm.Capacity, error)
+}
+
+// readTrim reads a small sysfs file.
+func readTrim(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// write writes a value to a sysfs attribute, naming the file in errors
+// (the kernel's EBUSY comes back from the write).
+func write(path, value string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrDriver, err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(value); err != nil {
+		return fmt.Errorf("%w: writing %q to %s: %w", ErrDriver, value, path, err)
+	}
+	return nil
+}
+
+// statusTime is the time of the last change of path, the AP's status time.
+func statusTime(path string) time.Time {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return time.Time{}
+	}
+	return fi.ModTime()
+}
+
+// numbered lists the entries of dir named prefix+N, sorted by N.
+func numbered(dir, prefix string) ([]int, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []int
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), prefix)
+		if !ok || rest == "" {
+			continue
+		}
+		n, err := strconv.Atoi(rest)
+		if err != nil || strconv.Itoa(n) != rest {
+			continue
+		}
+		out = append(out, n)
+	}
+	sort.Ints(out)
+	return out, nil
+}
+
+func join(root string, parts ...string) string {
+	return filepath.Join(append([]string{root}, parts...)...)
+}
