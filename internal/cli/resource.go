@@ -96,22 +96,7 @@ its UPDATE method (OCF: reload, when the agent has it).`,
 		Example: `  steady resource set dns -p Retry_count=5 -p Thorough_probe_interval=30`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := parseProps(cmd, props)
-			if err != nil {
-				return err
-			}
-			if len(p) == 0 {
-				return usagef(cmd, "give at least one -p NAME=VALUE")
-			}
-			r, err := g.client().SetResource(cmd.Context(), args[0], p)
-			if err != nil {
-				return err
-			}
-			if g.json() {
-				return printJSON(g.stdout, r)
-			}
-			_, err = fmt.Fprintf(g.stdout, "changed resource %s\n", r.Name)
-			return err
+			return setProps(g, cmd, args[0], props, "resource", g.client().SetResource)
 		},
 	}
 	propFlag(cmd, &props, "a property to change")

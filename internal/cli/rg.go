@@ -90,22 +90,7 @@ func newRGSetCmd(g *globals) *cobra.Command {
 		Long:  `Change properties of a resource group. The whole configuration is checked before anything changes.`,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := parseProps(cmd, props)
-			if err != nil {
-				return err
-			}
-			if len(p) == 0 {
-				return usagef(cmd, "give at least one -p NAME=VALUE")
-			}
-			gr, err := g.client().SetGroup(cmd.Context(), args[0], p)
-			if err != nil {
-				return err
-			}
-			if g.json() {
-				return printJSON(g.stdout, gr)
-			}
-			_, err = fmt.Fprintf(g.stdout, "changed resource group %s\n", gr.Name)
-			return err
+			return setProps(g, cmd, args[0], props, "resource group", g.client().SetGroup)
 		},
 	}
 	propFlag(cmd, &props, "a group property to change")

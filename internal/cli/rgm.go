@@ -32,6 +32,28 @@ func parseProps(cmd *cobra.Command, flags []string) (map[string]string, error) {
 }
 
 // propFlag adds the -p flag.
+// setProps is the body of the "set NAME -p NAME=VALUE..." commands: parse
+// the properties, make the change, report it as "changed WHAT NAME".
+func setProps[T any](g *globals, cmd *cobra.Command, name string, props []string, what string,
+	set func(ctx context.Context, name string, p map[string]string) (T, error)) error {
+	p, err := parseProps(cmd, props)
+	if err != nil {
+		return err
+	}
+	if len(p) == 0 {
+		return usagef(cmd, "give at least one -p NAME=VALUE")
+	}
+	obj, err := set(cmd.Context(), name, p)
+	if err != nil {
+		return err
+	}
+	if g.json() {
+		return printJSON(g.stdout, obj)
+	}
+	_, err = fmt.Fprintf(g.stdout, "changed %s %s\n", what, name)
+	return err
+}
+
 func propFlag(cmd *cobra.Command, p *[]string, what string) {
 	cmd.Flags().StringArrayVarP(p, "property", "p", nil, what+" (NAME=VALUE, repeatable; STRINGARRAY values are comma-separated)")
 }
