@@ -67,15 +67,16 @@ func (c CPUs) read(n int) AP {
 			return ap
 		}
 		ap.Busy = true
-		ap.Info = "online; the kernel cannot take this CPU offline"
+		ap.Fixed = "the kernel cannot take this CPU offline"
+		ap.Info = "online; " + ap.Fixed
 	}
 	ap.StatusTime = statusTime(join(dir, "online"))
 	return ap
 }
 
 func (c CPUs) set(ap AP, v string) error {
-	if strings.HasPrefix(ap.Info, "online; the kernel cannot") {
-		return fmt.Errorf("%w: %s has no online control", ErrState, ap.ID)
+	if ap.Fixed != "" {
+		return fmt.Errorf("%w: %s: %s", ErrState, ap.ID, ap.Fixed)
 	}
 	return write(join(c.dir(), ap.ID, "online"), v)
 }

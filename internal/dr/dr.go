@@ -62,6 +62,8 @@ type AP struct {
 	PhysID     string    `json:"physid"`
 	// Resources are the rcm names the AP's users register.
 	Resources []string `json:"resources,omitempty"`
+	// Fixed says why the AP can never be changed (empty when it can).
+	Fixed string `json:"-"`
 }
 
 // Driver knows one kind of AP.

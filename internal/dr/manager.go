@@ -66,15 +66,14 @@ func (m *Manager) List(ctx context.Context) ([]AP, error) {
 
 // Get finds one AP by id.
 func (m *Manager) Get(ctx context.Context, id string) (Driver, AP, error) {
+	// Each driver knows its own ids and says ErrNotFound for the others.
 	for _, d := range m.drivers {
-		if strings.HasPrefix(id, d.Class()) || (d.Class() == "memory" && strings.HasPrefix(id, "mem")) {
-			ap, err := d.Get(ctx, id)
-			if err == nil {
-				return d, ap, nil
-			}
-			if !errors.Is(err, ErrNotFound) {
-				return nil, AP{}, err
-			}
+		ap, err := d.Get(ctx, id)
+		if err == nil {
+			return d, ap, nil
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return nil, AP{}, err
 		}
 	}
 	return nil, AP{}, fmt.Errorf("%w: %s", ErrNotFound, id)
@@ -126,8 +125,8 @@ func (m *Manager) Unconfigure(ctx context.Context, id string, req Request) (*Out
 	if ap.Occupant != Configured {
 		return out, fmt.Errorf("%w: %s is %s already", ErrState, id, ap.Occupant)
 	}
-	if ap.Busy && !req.DryRun && strings.Contains(ap.Info, "cannot") {
-		return out, fmt.Errorf("%w: %s: %s", ErrState, id, ap.Info)
+	if ap.Fixed != "" && !req.DryRun {
+		return out, fmt.Errorf("%w: %s: %s", ErrState, id, ap.Fixed)
 	}
 	if err := m.claim(id); err != nil {
 		return out, err

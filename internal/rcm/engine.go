@@ -132,7 +132,6 @@ func (e *Engine) Clients() []ClientInfo {
 		ci := ClientInfo{Name: ce.c.Name(), Registered: ce.registered}
 		for _, in := range ce.interests {
 			ci.Interests = append(ci.Interests, in.Name)
-			ci.Kinds = append(ci.Kinds, KindName(in))
 		}
 		if ce.err != nil {
 			ci.Error = ce.err.Error()

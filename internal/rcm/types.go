@@ -276,15 +276,8 @@ type Phase struct {
 
 // ClientInfo describes a client for listings.
 type ClientInfo struct {
-	Name       string     `json:"name"`
-	Interests  []string   `json:"interests"`
-	Registered time.Time  `json:"registered"`
-	Error      string     `json:"error,omitempty"`
-	Kinds      []KindName `json:"-"`
-}
-
-// KindName pairs a name with its kind, for listings.
-type KindName struct {
-	Name string
-	Kind Kind
+	Name       string    `json:"name"`
+	Interests  []string  `json:"interests"`
+	Registered time.Time `json:"registered"`
+	Error      string    `json:"error,omitempty"`
 }
