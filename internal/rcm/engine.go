@@ -25,6 +25,12 @@ type Options struct {
 	// Resync is how old a client's registration may be before an
 	// operation asks it again; 5 s as in Solaris.
 	Resync time.Duration
+	// Canon maps a name as a client or an initiator wrote it onto its
+	// place in the tree (/dev/sdb1 onto its /sys/devices path), so that
+	// a disk contains its partitions whatever name each user knows them
+	// by. Clients are still called with their own name. Nil keeps names
+	// as written.
+	Canon func(name string) string
 }
 
 // Engine coordinates clients. It is safe for concurrent use: operations
@@ -83,6 +89,9 @@ func New(opts Options) *Engine {
 	}
 	if opts.Observer == nil {
 		opts.Observer = func(Phase) {}
+	}
+	if opts.Canon == nil {
+		opts.Canon = func(n string) string { return n }
 	}
 	e := &Engine{opts: opts, tree: newTree(), clients: map[string]*clientEntry{},
 		locks: map[string]*lock{}, ops: map[uint64]*operation{}, nextID: max(opts.Restored.NextID, 1)}
@@ -205,7 +214,7 @@ func (e *Engine) setInterests(ce *clientEntry, ins []Interest) {
 			r.kind = k
 			continue
 		}
-		n := e.tree.find(name, false)
+		n := e.tree.find(r.at, false)
 		if n != nil {
 			n.regs = slices.DeleteFunc(n.regs, func(x *reg) bool { return x == r })
 			n.prune()
@@ -216,8 +225,9 @@ func (e *Engine) setInterests(ce *clientEntry, ins []Interest) {
 		if ce.regs[name] != nil {
 			continue
 		}
-		n := e.tree.find(name, true)
-		r := &reg{c: ce, name: name, kind: k}
+		at := e.canonical(name)
+		n := e.tree.find(at, true)
+		r := &reg{c: ce, name: name, at: at, kind: k}
 		// Keep the registrations of a name in client order, the order in
 		// which they are asked.
 		i := sort.Search(len(n.regs), func(i int) bool { return n.regs[i].c.c.Name() > ce.c.Name() })
@@ -247,6 +257,24 @@ func (e *Engine) resync(ctx context.Context) {
 	for _, ce := range stale {
 		e.register(ctx, ce)
 	}
+}
+
+// canonical is the tree name of name: Canon's answer when it is a valid
+// name, name itself otherwise.
+func (e *Engine) canonical(name string) string {
+	if c := e.opts.Canon(name); c != "" && CheckName(c) == nil {
+		return c
+	}
+	return name
+}
+
+// canon maps names onto their tree names.
+func (e *Engine) canon(names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = e.canonical(n)
+	}
+	return out
 }
 
 // InFlight lists the operations in flight, oldest first.
@@ -389,7 +417,7 @@ func (e *Engine) targets(names []string, kind Kind, subtree bool) []target {
 		for _, r := range n.regs {
 			if r.kind&kind != 0 && !seen[r] {
 				seen[r] = true
-				out = append(out, target{n.name, r})
+				out = append(out, target{r.name, r})
 			}
 		}
 	}

@@ -120,3 +120,53 @@ func TestCheckName(t *testing.T) {
 		}
 	}
 }
+
+// refuser refuses every request and records the names it was called with.
+type refuser struct {
+	ins    []Interest
+	mu     sync.Mutex
+	called []string
+}
+
+func (c *refuser) Name() string                                 { return "refuser" }
+func (c *refuser) Register(context.Context) ([]Interest, error) { return c.ins, nil }
+func (c *refuser) Call(_ context.Context, call Call) (string, error) {
+	c.mu.Lock()
+	c.called = append(c.called, call.Resource)
+	c.mu.Unlock()
+	if call.Op == OpInfo {
+		return "mounted on /data", nil
+	}
+	return "", errors.New("in use")
+}
+
+// A client that registers a /dev name sits on the device's sysfs node, so
+// an offline of the disk reaches it, and it is called with its own name.
+func TestCanonicalNames(t *testing.T) {
+	ctx := context.Background()
+	canon := map[string]string{
+		"/dev/sdb1": "/sys/devices/pci0/host0/sdb/sdb1",
+		"/dev/sdb":  "/sys/devices/pci0/host0/sdb",
+	}
+	e := New(Options{Canon: func(n string) string { return canon[n] }})
+	c := &refuser{ins: []Interest{{"/dev/sdb1", KindDR}}}
+	if err := e.AddClient(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"/dev/sdb", "/sys/devices/pci0"} {
+		res, err := e.RequestOffline(ctx, []string{name}, 0, "t")
+		if !errors.Is(err, ErrRefused) {
+			t.Fatalf("offline %s: %v, want a refusal", name, err)
+		}
+		if len(res.Answers) != 1 || res.Answers[0].Resource != "/dev/sdb1" || res.Answers[0].Info != "mounted on /data" {
+			t.Fatalf("offline %s: answers %+v", name, res.Answers)
+		}
+	}
+	if c.called[0] != "/dev/sdb1" {
+		t.Fatalf("client called with %q, want its own name", c.called[0])
+	}
+	// A name that maps nowhere stays as written and conflicts with nothing.
+	if _, err := e.RequestOffline(ctx, []string{"/dev/sdc"}, 0, "t"); err != nil {
+		t.Fatal(err)
+	}
+}

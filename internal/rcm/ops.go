@@ -46,6 +46,7 @@ func (e *Engine) request(ctx context.Context, ph phases, names []string, flags F
 	if len(names) == 0 {
 		return nil, fmt.Errorf("%w: no resource named", ErrInvalid)
 	}
+	names = e.canon(names)
 	e.resync(ctx)
 	op, busy, err := e.begin(Entry{Op: ph.op, Resources: names, Flags: flags, State: ph.querying, Interval: interval, Initiator: initiator})
 	if err != nil {
@@ -97,7 +98,7 @@ func (e *Engine) pass(ctx context.Context, op *operation, depth int, names []str
 	defer e.done(ts)
 	var refusals []string
 	for i, t := range ts {
-		if i > 0 && !query && len(refusals) > 0 && ts[i-1].name != t.name {
+		if i > 0 && !query && len(refusals) > 0 && ts[i-1].r.at != t.r.at {
 			break // the real pass stops after the first resource that failed
 		}
 		from, ok, bad := ph.querying, ph.queried, ph.queryFail
@@ -404,6 +405,7 @@ func (e *Engine) Info(ctx context.Context, names []string, flags Flags) (*Result
 			return nil, err
 		}
 	}
+	names = e.canon(names)
 	e.resync(ctx)
 	op := e.transient(OpInfo, "")
 	op.entry.Flags = flags
@@ -446,16 +448,16 @@ func (h *Handle) ID() uint64 { return h.op.id }
 // Depth is how deep in the cascade the calls made through h are.
 func (h *Handle) Depth() int { return h.depth }
 
-func (h *Handle) check(names []string) error {
+func (h *Handle) check(names []string) ([]string, error) {
 	if h.depth > maxDepth {
-		return fmt.Errorf("%w: cascade deeper than %d", ErrInvalid, maxDepth)
+		return nil, fmt.Errorf("%w: cascade deeper than %d", ErrInvalid, maxDepth)
 	}
 	for _, n := range names {
 		if err := CheckName(n); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return nil
+	return h.e.canon(names), nil
 }
 
 // lock takes names for the operation, or reports the operations in the way.
@@ -488,14 +490,15 @@ func (h *Handle) Suspend(ctx context.Context, names []string, interval time.Dura
 }
 
 func (h *Handle) request(ctx context.Context, ph phases, names []string, flags Flags, interval time.Duration) error {
-	if err := h.check(names); err != nil {
+	names, err := h.check(names)
+	if err != nil {
 		return err
 	}
 	if err := h.lock(names); err != nil {
 		return err
 	}
 	query := flags&Query != 0
-	err := h.e.pass(ctx, h.op, h.depth, names, ph, Call{Op: ph.op, Flags: flags &^ Dependents, Interval: interval}, query)
+	err = h.e.pass(ctx, h.op, h.depth, names, ph, Call{Op: ph.op, Flags: flags &^ Dependents, Interval: interval}, query)
 	h.e.observe(h.op, h.depth, ph.op, map[bool]string{true: "query", false: "request"}[query], names, flags, err)
 	return err
 }
@@ -516,7 +519,8 @@ func (h *Handle) Remove(ctx context.Context, names []string) error {
 }
 
 func (h *Handle) notice(ctx context.Context, o Op, names []string) error {
-	if err := h.check(names); err != nil {
+	names, err := h.check(names)
+	if err != nil {
 		return err
 	}
 	h.e.notifyNames(ctx, h.op, h.depth, o, names)
@@ -530,7 +534,8 @@ func (h *Handle) Info(ctx context.Context, names []string) error {
 	if h.quiet {
 		return nil
 	}
-	if err := h.check(names); err != nil {
+	names, err := h.check(names)
+	if err != nil {
 		return err
 	}
 	h.e.info(ctx, h.op, h.depth, names)

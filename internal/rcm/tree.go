@@ -55,7 +55,8 @@ type node struct {
 // reg is one client's registration on one name, and its state there.
 type reg struct {
 	c     *clientEntry
-	name  string
+	name  string // as the client wrote it, and is called with
+	at    string // the node it sits on (the canonical name)
 	kind  Kind
 	state State
 }
