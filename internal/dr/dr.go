@@ -32,6 +32,8 @@ var (
 	ErrInvalid  = errors.New("invalid request")
 	ErrState    = errors.New("attachment point state forbids it")
 	ErrDriver   = errors.New("hardware specific failure")
+	// ErrNotSupported: the AP has no such function (cfgadm exit 2).
+	ErrNotSupported = errors.New("operation not supported")
 )
 
 // States and conditions, as cfgadm shows them.
@@ -82,6 +84,18 @@ type Driver interface {
 	Configure(ctx context.Context, ap AP) error
 }
 
+// Connector is a driver whose APs have a receptacle that can be powered
+// on and off (PCI hotplug slots).
+type Connector interface {
+	Connect(ctx context.Context, ap AP) error
+	Disconnect(ctx context.Context, ap AP) error
+}
+
+// Tester is a driver that can re-evaluate an AP's condition.
+type Tester interface {
+	Test(ctx context.Context, ap AP) (string, error)
+}
+
 // CapacityDriver is a driver whose APs change the system's capacity
 // (CPUs, memory): the engine's capacity clients are asked too.
 type CapacityDriver interface {
@@ -112,6 +126,18 @@ func write(path, value string) error {
 		return fmt.Errorf("%w: writing %q to %s: %w", ErrDriver, value, path, err)
 	}
 	return nil
+}
+
+// appears waits up to two seconds for path to exist: a rescan returns
+// before the drivers of what it found have bound and sysfs is complete.
+func appears(path string) bool {
+	for i := 0; i < 100; i++ {
+		if exists(path) {
+			return true
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return exists(path)
 }
 
 // statusTime is the time of the last change of path, the AP's status time.

@@ -145,13 +145,13 @@ func TestUnconfigureRunsThroughRCM(t *testing.T) {
 	if _, err := m.Unconfigure(ctx, "cpu2", Request{}); !errors.Is(err, ErrState) {
 		t.Fatalf("second unconfigure: %v", err)
 	}
-	if _, err := m.Configure(ctx, "cpu2"); err != nil {
+	if _, err := m.Configure(ctx, "cpu2", Request{}); err != nil {
 		t.Fatal(err)
 	}
 	if b, _ := os.ReadFile(online); strings.TrimSpace(string(b)) != "1" {
 		t.Fatalf("online file %q after configure", b)
 	}
-	if strings.Join(changes, ",") != "cpu2 unconfiguring,cpu2 unconfigured,cpu2 configured" {
+	if strings.Join(changes, ",") != "cpu2 dr_remove,cpu2 dr_insert" {
 		t.Fatalf("changes: %v", changes)
 	}
 	// The boot CPU cannot go.
@@ -204,7 +204,7 @@ func TestRealCPU(t *testing.T) {
 	if cpus, _ := OnlineCPUs("/sys"); len(cpus) == 0 || contains(cpus, 1) {
 		t.Fatalf("online CPUs %v", cpus)
 	}
-	if _, err := m.Configure(ctx, "cpu1"); err != nil {
+	if _, err := m.Configure(ctx, "cpu1", Request{}); err != nil {
 		t.Fatal(err)
 	}
 	if b, _ := os.ReadFile(online); strings.TrimSpace(string(b)) != "1" {

@@ -17,6 +17,11 @@ type Options struct {
 	Drivers []Driver
 	// Changed hears every state change of an AP (the EC_dr event).
 	Changed func(ap AP, hint string)
+	// Requested hears every operation as it starts, with the cfgadm
+	// request type (dr_request_outgoing_resource when resources are to
+	// go, dr_request_incoming_resource when they come): the ESC_dr_req
+	// event.
+	Requested func(ap AP, requestType string)
 }
 
 // Manager runs DR operations through the rcm engine.
@@ -31,6 +36,9 @@ type Manager struct {
 func NewManager(opts Options) *Manager {
 	if opts.Changed == nil {
 		opts.Changed = func(AP, string) {}
+	}
+	if opts.Requested == nil {
+		opts.Requested = func(AP, string) {}
 	}
 	m := &Manager{opts: opts, drivers: map[string]Driver{}, busy: map[string]bool{}}
 	for _, d := range opts.Drivers {
@@ -121,10 +129,109 @@ func (m *Manager) Unconfigure(ctx context.Context, id string, req Request) (*Out
 	if err != nil {
 		return nil, err
 	}
-	out := &Outcome{AP: ap, Function: "unconfigure", DryRun: req.DryRun}
 	if ap.Occupant != Configured {
-		return out, fmt.Errorf("%w: %s is %s already", ErrState, id, ap.Occupant)
+		return &Outcome{AP: ap, Function: "unconfigure"}, fmt.Errorf("%w: %s is %s already", ErrState, id, ap.Occupant)
 	}
+	return m.takeAway(ctx, d, ap, req, "unconfigure", d.Unconfigure)
+}
+
+// Disconnect isolates an AP's receptacle (powers a slot off). A
+// configured occupant is taken away first, through RCM as for an
+// unconfigure: the power-off is the driver step.
+func (m *Manager) Disconnect(ctx context.Context, id string, req Request) (*Outcome, error) {
+	d, ap, err := m.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	c, ok := d.(Connector)
+	if !ok {
+		return &Outcome{AP: ap, Function: "disconnect"}, fmt.Errorf("%w: disconnect of %s (%s attachment points have no receptacle to isolate)", ErrNotSupported, id, d.Class())
+	}
+	if ap.Receptacle != Connected {
+		return &Outcome{AP: ap, Function: "disconnect"}, fmt.Errorf("%w: %s is %s already", ErrState, id, ap.Receptacle)
+	}
+	if ap.Occupant == Configured {
+		return m.takeAway(ctx, d, ap, req, "disconnect", c.Disconnect)
+	}
+	return m.change(ctx, d, ap, "disconnect", c.Disconnect)
+}
+
+// Connect powers an AP's receptacle (a slot) on.
+func (m *Manager) Connect(ctx context.Context, id string, req Request) (*Outcome, error) {
+	d, ap, err := m.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	c, ok := d.(Connector)
+	if !ok {
+		return &Outcome{AP: ap, Function: "connect"}, fmt.Errorf("%w: connect of %s (%s attachment points have no receptacle to power)", ErrNotSupported, id, d.Class())
+	}
+	if ap.Receptacle == Connected {
+		return &Outcome{AP: ap, Function: "connect"}, fmt.Errorf("%w: %s is connected already", ErrState, id)
+	}
+	if !req.Force && ap.Condition != CondOK && ap.Condition != CondUnknown {
+		return &Outcome{AP: ap, Function: "connect"}, fmt.Errorf("%w: %s: condition %s does not allow connect (force to try)", ErrState, id, ap.Condition)
+	}
+	return m.change(ctx, d, ap, "connect", c.Connect)
+}
+
+// Test re-evaluates an AP's condition.
+func (m *Manager) Test(ctx context.Context, id string) (*Outcome, error) {
+	d, ap, err := m.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	out := &Outcome{AP: ap, Function: "test", Done: true}
+	if t, ok := d.(Tester); ok {
+		cond, err := t.Test(ctx, ap)
+		if err != nil {
+			out.Done, out.Error = false, err.Error()
+			return out, fmt.Errorf("%s: %w", id, err)
+		}
+		out.AP.Condition = cond
+	}
+	return out, nil
+}
+
+// change runs a step that adds (or takes away nothing in use), then tells
+// the users what came back.
+func (m *Manager) change(ctx context.Context, d Driver, ap AP, function string, step func(context.Context, AP) error) (*Outcome, error) {
+	out := &Outcome{AP: ap, Function: function}
+	if err := m.claim(ap.ID); err != nil {
+		return out, err
+	}
+	defer m.free(ap.ID)
+	m.opts.Requested(ap, "dr_request_incoming_resource")
+	if err := step(ctx, ap); err != nil {
+		out.Error = err.Error()
+		return out, fmt.Errorf("%s: %w", ap.ID, err)
+	}
+	m.opts.Engine.Refresh(ctx)
+	out.Done = true
+	if now, err := d.Get(ctx, ap.ID); err == nil {
+		out.AP = now
+	}
+	m.opts.Changed(out.AP, hintOf(function))
+	return out, nil
+}
+
+// hintOf is the dr_hint of a finished function.
+func hintOf(function string) string {
+	switch function {
+	case "configure", "connect":
+		return "dr_insert"
+	case "unconfigure", "disconnect":
+		return "dr_remove"
+	}
+	return ""
+}
+
+// takeAway runs an operation that takes an AP's resources away: RCM
+// first, step as the point of no return, then the notices.
+func (m *Manager) takeAway(ctx context.Context, d Driver, ap AP, req Request, function string, step func(context.Context, AP) error) (*Outcome, error) {
+	id := ap.ID
+	out := &Outcome{AP: ap, Function: function, DryRun: req.DryRun}
+	var err error
 	if ap.Fixed != "" && !req.DryRun {
 		return out, fmt.Errorf("%w: %s: %s", ErrState, id, ap.Fixed)
 	}
@@ -132,6 +239,9 @@ func (m *Manager) Unconfigure(ctx context.Context, id string, req Request) (*Out
 		return out, err
 	}
 	defer m.free(id)
+	if !req.DryRun {
+		m.opts.Requested(ap, "dr_request_outgoing_resource")
+	}
 	flags := rcm.Flags(0)
 	if req.Force {
 		flags |= rcm.Force
@@ -179,8 +289,7 @@ func (m *Manager) Unconfigure(ctx context.Context, id string, req Request) (*Out
 		undoCapacity()
 		return out, err
 	}
-	m.opts.Changed(ap, "unconfiguring")
-	if err := d.Unconfigure(ctx, ap); err != nil {
+	if err := step(ctx, ap); err != nil {
 		// The point of no return was not passed: give everything back.
 		eng.NotifyOnline(ctx, res.ID)
 		undoCapacity()
@@ -191,7 +300,6 @@ func (m *Manager) Unconfigure(ctx context.Context, id string, req Request) (*Out
 			}
 		}
 		out.Error = err.Error()
-		m.opts.Changed(ap, "unconfigure failed")
 		return out, fmt.Errorf("%s: %w", id, err)
 	}
 	if rres, err := eng.NotifyRemove(ctx, res.ID); err == nil && rres != nil {
@@ -204,13 +312,13 @@ func (m *Manager) Unconfigure(ctx context.Context, id string, req Request) (*Out
 	if now, err := d.Get(ctx, id); err == nil {
 		out.AP = now
 	}
-	m.opts.Changed(out.AP, "unconfigured")
+	m.opts.Changed(out.AP, hintOf(function))
 	return out, nil
 }
 
 // Configure gives an AP back and tells the users: notify online of its
 // resources (nothing to ask: something is added), capacity notice.
-func (m *Manager) Configure(ctx context.Context, id string) (*Outcome, error) {
+func (m *Manager) Configure(ctx context.Context, id string, req Request) (*Outcome, error) {
 	d, ap, err := m.Get(ctx, id)
 	if err != nil {
 		return nil, err
@@ -219,29 +327,16 @@ func (m *Manager) Configure(ctx context.Context, id string) (*Outcome, error) {
 	if ap.Occupant == Configured {
 		return out, fmt.Errorf("%w: %s is configured already", ErrState, id)
 	}
-	if ap.Condition != CondOK && ap.Condition != CondUnknown {
-		return out, fmt.Errorf("%w: %s: condition %s does not allow configure", ErrState, id, ap.Condition)
+	if !req.Force && ap.Condition != CondOK && ap.Condition != CondUnknown {
+		return out, fmt.Errorf("%w: %s: condition %s does not allow configure (force to try)", ErrState, id, ap.Condition)
 	}
-	if err := m.claim(id); err != nil {
-		return out, err
-	}
-	defer m.free(id)
 	capName, change := "", rcm.Capacity{}
 	if cd, ok := d.(CapacityDriver); ok {
 		capName, change, _ = cd.Capacity(ctx, ap, true)
 	}
-	if err := d.Configure(ctx, ap); err != nil {
-		out.Error = err.Error()
-		return out, fmt.Errorf("%s: %w", id, err)
-	}
-	if capName != "" {
+	out, err = m.change(ctx, d, ap, "configure", d.Configure)
+	if err == nil && capName != "" {
 		m.opts.Engine.NotifyCapacity(ctx, capName, change)
 	}
-	m.opts.Engine.Refresh(ctx) // the users register what came back
-	out.Done = true
-	if now, err := d.Get(ctx, id); err == nil {
-		out.AP = now
-	}
-	m.opts.Changed(out.AP, "configured")
-	return out, nil
+	return out, err
 }
