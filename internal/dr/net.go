@@ -310,8 +310,11 @@ func (n Nets) apply(name string, cfg NetConfig) error {
 				a.Peer = p
 			}
 		}
-		if sa.Broadcast != "" {
-			a.Broadcast = net.ParseIP(sa.Broadcast)
+		if b := net.ParseIP(sa.Broadcast); b != nil {
+			if b4 := b.To4(); b4 != nil {
+				b = b4 // netlink sends the bytes as given; IPv4 needs four
+			}
+			a.Broadcast = b
 		}
 		if err := h.AddrReplace(l, a); err != nil {
 			errs = append(errs, fmt.Errorf("address %s: %w", sa.CIDR, err))
