@@ -217,4 +217,3 @@ func must(t testing.TB, err error) {
 		t.Fatal(err)
 	}
 }
-
