@@ -22,6 +22,7 @@ const (
 	CodeConflict     Code = "conflict"          // it exists already, or the state forbids it now
 	CodeBusy         Code = "busy"              // another operation holds the object
 	CodeRefused      Code = "refused"           // a party consulted (a client, a policy) said no
+	CodeNotSupported Code = "not_supported"     // the object has no such operation
 	CodeUnavailable  Code = "unavailable"       // the agent or its store cannot serve now
 	CodeTimeout      Code = "timeout"           // the operation did not finish in time
 	CodeInternal     Code = "internal"          // a bug or an unexpected failure
@@ -39,6 +40,7 @@ const (
 	ExitUnavailable = 6 // agent not running, socket missing, store unavailable
 	ExitTimeout     = 7
 	ExitRefused     = 8
+	ExitUnsupported = 9
 )
 
 // ExitStatuses describes every exit status of the steady CLI, in order.
@@ -53,6 +55,7 @@ func ExitStatuses() []ExitStatusRow {
 		{ExitUnavailable, "unavailable: the agent is not running or cannot be reached, or its store cannot serve"},
 		{ExitTimeout, "the operation did not finish in time"},
 		{ExitRefused, "refused by a party that was consulted"},
+		{ExitUnsupported, "the object does not support the operation"},
 	}
 }
 
@@ -77,6 +80,7 @@ var codes = map[Code]codeInfo{
 	CodeConflict:     {http.StatusConflict, ExitConflict, "the object exists already or its state forbids the change"},
 	CodeBusy:         {http.StatusConflict, ExitConflict, "another operation holds the object"},
 	CodeRefused:      {http.StatusUnprocessableEntity, ExitRefused, "a party that was consulted refused"},
+	CodeNotSupported: {http.StatusNotImplemented, ExitUnsupported, "the object does not support the operation"},
 	CodeUnavailable:  {http.StatusServiceUnavailable, ExitUnavailable, "the agent or its store cannot serve now"},
 	CodeTimeout:      {http.StatusGatewayTimeout, ExitTimeout, "the operation did not finish in time"},
 	CodeInternal:     {http.StatusInternalServerError, ExitFailure, "an unexpected failure"},

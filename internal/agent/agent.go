@@ -22,8 +22,11 @@ import (
 	"github.com/steady-ha/steady/api"
 	"github.com/steady-ha/steady/internal/auth"
 	"github.com/steady-ha/steady/internal/config"
+	"github.com/steady-ha/steady/internal/dr"
 	"github.com/steady-ha/steady/internal/event"
 	"github.com/steady-ha/steady/internal/pmf"
+	"github.com/steady-ha/steady/internal/rcm"
+	"github.com/steady-ha/steady/internal/rcm/script"
 	"github.com/steady-ha/steady/internal/reaper"
 	"github.com/steady-ha/steady/internal/rgm"
 	"github.com/steady-ha/steady/internal/server"
@@ -66,6 +69,9 @@ type Agent struct {
 	pmf      *pmf.Manager
 	rgm      *rgm.Manager
 	uevents  *event.UeventListener
+	rcm      *rcm.Engine
+	scripts  *script.Set
+	dr       *dr.Manager
 	server   *server.Server
 
 	bg       sync.WaitGroup // background goroutines owned by the agent
@@ -225,7 +231,14 @@ func New(ctx context.Context, opts Options) (_ *Agent, err error) {
 		return nil, err
 	}
 
-	// 9. Kernel uevents.
+	// 9. Dynamic reconfiguration: the rcm engine, its modules and
+	// scripts, the attachment point drivers; operations a previous agent
+	// left in flight are settled here.
+	if err := a.startDR(ctx); err != nil {
+		return nil, err
+	}
+
+	// 10. Kernel uevents.
 	if cfg.Uevents.Enabled {
 		a.uevents, err = event.OpenUevents(a.bus, int(cfg.Uevents.ReceiveBuffer), log.With("component", "uevents"), a.registry)
 		if err != nil {
@@ -243,7 +256,7 @@ func New(ctx context.Context, opts Options) (_ *Agent, err error) {
 		}()
 	}
 
-	// 10. The API, last: once it answers, everything behind it works.
+	// 11. The API, last: once it answers, everything behind it works.
 	a.server, err = server.New(server.Options{
 		Socket:         cfg.API.Socket,
 		SocketGroup:    cfg.API.SocketGroup,
@@ -259,6 +272,9 @@ func New(ctx context.Context, opts Options) (_ *Agent, err error) {
 		Subscribers: a.subs,
 		PMF:         a.pmf,
 		RGM:         a.rgm,
+		DR:          a.dr,
+		RCM:         a.rcm,
+		Scripts:     a.scripts,
 	})
 	if err != nil {
 		return nil, err
@@ -389,7 +405,9 @@ func (a *Agent) Run(ctx context.Context) error {
 //  9. close the event journal, after which nothing can publish;
 //  10. release the data directory lock.
 //
-// Close is idempotent and also undoes a partly built agent.
+// Dynamic reconfiguration needs no step: it holds nothing open, and an
+// rcm operation in flight is recorded in the data dir and settled by the
+// next agent. Close is idempotent and also undoes a partly built agent.
 func (a *Agent) Close() error {
 	a.mu.Lock()
 	if a.closed {

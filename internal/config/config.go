@@ -30,6 +30,28 @@ type Config struct {
 	Uevents Uevents `yaml:"uevents"`
 	PMF     PMF     `yaml:"pmf"`
 	RGM     RGM     `yaml:"rgm"`
+	DR      DR      `yaml:"dr"`
+	RCM     RCM     `yaml:"rcm"`
+}
+
+// DR configures dynamic reconfiguration.
+type DR struct {
+	// SysfsRoot is the sysfs tree attachment points are read from and
+	// changed in: /sys, or a synthetic tree for tests and benchmarks.
+	SysfsRoot string `yaml:"sysfs_root"`
+}
+
+// RCM configures the reconfiguration coordination manager.
+type RCM struct {
+	// ScriptDirs are searched for RCM scripts, the first one winning for
+	// a name found in several.
+	ScriptDirs []string `yaml:"script_dirs"`
+	// MemoryMargin is the available memory a memory block's removal must
+	// leave.
+	MemoryMargin Size `yaml:"memory_margin"`
+	// KillGrace is the time a script that ran out of time gets between
+	// SIGABRT and SIGKILL.
+	KillGrace Duration `yaml:"kill_grace"`
 }
 
 // Node names this node.
@@ -131,6 +153,9 @@ func Default() Config {
 		Uevents: Uevents{Enabled: true, ReceiveBuffer: 8 << 20},
 		PMF:     PMF{Mode: "auto", Cgroup: "steady", ActionTimeout: Duration(time.Minute)},
 		RGM:     RGM{OCFRoot: "/usr/lib/ocf", KillGrace: Duration(5 * time.Second)},
+		DR:      DR{SysfsRoot: "/sys"},
+		RCM: RCM{ScriptDirs: []string{"/etc/steady/rcm/scripts", "/etc/rcm/scripts"},
+			MemoryMargin: 256 << 20, KillGrace: Duration(10 * time.Second)},
 	}
 }
 

@@ -109,6 +109,17 @@ func (c Config) Validate() error {
 	if t := c.RGM.KillGrace.D(); t < 100*time.Millisecond || t > 10*time.Minute {
 		bad("rgm.kill_grace", "%v is outside 100ms..10m", t)
 	}
+	if !filepath.IsAbs(c.DR.SysfsRoot) {
+		bad("dr.sysfs_root", "%q is not an absolute path", c.DR.SysfsRoot)
+	}
+	for i, d := range c.RCM.ScriptDirs {
+		if !filepath.IsAbs(d) {
+			bad(fmt.Sprintf("rcm.script_dirs[%d]", i), "%q is not an absolute path", d)
+		}
+	}
+	if t := c.RCM.KillGrace.D(); t < 100*time.Millisecond || t > 10*time.Minute {
+		bad("rcm.kill_grace", "%v is outside 100ms..10m", t)
+	}
 	if len(ps) > 0 {
 		return &Error{Problems: ps}
 	}

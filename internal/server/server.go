@@ -31,8 +31,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/steady-ha/steady/api"
 	"github.com/steady-ha/steady/internal/auth"
+	"github.com/steady-ha/steady/internal/dr"
 	"github.com/steady-ha/steady/internal/event"
 	"github.com/steady-ha/steady/internal/pmf"
+	"github.com/steady-ha/steady/internal/rcm"
+	"github.com/steady-ha/steady/internal/rcm/script"
 	"github.com/steady-ha/steady/internal/rgm"
 	"github.com/steady-ha/steady/internal/rgm/model"
 )
@@ -52,6 +55,9 @@ type Options struct {
 	Subscribers *event.Subscribers
 	PMF         *pmf.Manager
 	RGM         *rgm.Manager
+	DR          *dr.Manager
+	RCM         *rcm.Engine
+	Scripts     *script.Set
 	// KeepAlive is the interval of comments on idle event streams.
 	KeepAlive time.Duration
 }
@@ -152,7 +158,8 @@ func (s *Server) routes() []struct {
 		{"POST /v1/pmf/tags/{tag}/wait", auth.Read, s.waitPMF},
 		{"GET /metrics", auth.Read, s.getMetrics},
 	}
-	return append(routes, s.rgmRoutes()...)
+	routes = append(routes, s.rgmRoutes()...)
+	return append(routes, s.drRoutes()...)
 }
 
 // dispatch picks the route for the method, answering 405 with the allowed
@@ -241,6 +248,14 @@ var errorCodes = []struct {
 	{rgm.ErrRefused, api.CodeRefused},
 	{rgm.ErrClosed, api.CodeUnavailable},
 	{model.ErrInvalid, api.CodeInvalid},
+	{dr.ErrNotFound, api.CodeNotFound},
+	{dr.ErrInvalid, api.CodeInvalid},
+	{dr.ErrState, api.CodeConflict},
+	{dr.ErrNotSupported, api.CodeNotSupported},
+	{rcm.ErrBusy, api.CodeBusy},
+	{rcm.ErrRefused, api.CodeRefused},
+	{rcm.ErrInvalid, api.CodeInvalid},
+	{rcm.ErrNotFound, api.CodeNotFound},
 	{context.DeadlineExceeded, api.CodeTimeout},
 }
 

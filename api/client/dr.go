@@ -1,0 +1,50 @@
+package client
+
+import (
+	"context"
+	"net/url"
+
+	"github.com/steady-ha/steady/api"
+)
+
+// DRList lists the attachment points.
+func (c *Client) DRList(ctx context.Context) ([]api.AP, error) {
+	var out []api.AP
+	return out, c.do(ctx, "GET", "/v1/dr/aps", nil, nil, &out)
+}
+
+// DR runs a function on attachment points. Failures of single APs are
+// in the outcomes; the error is for a request that could not run.
+func (c *Client) DR(ctx context.Context, req api.DRRequest) (*api.DRResult, error) {
+	var out api.DRResult
+	return &out, c.do(ctx, "POST", "/v1/dr/operations", nil, req, &out)
+}
+
+// RCMInfo asks who uses the resources.
+func (c *Client) RCMInfo(ctx context.Context, resources []string, dependents bool) (*api.RCMInfo, error) {
+	q := url.Values{"resource": resources}
+	if dependents {
+		q.Set("dependents", "true")
+	}
+	var out api.RCMInfo
+	return &out, c.do(ctx, "GET", "/v1/rcm/info", q, nil, &out)
+}
+
+// RCMClients lists the engine's clients and what they registered.
+func (c *Client) RCMClients(ctx context.Context) ([]api.RCMClient, error) {
+	var out []api.RCMClient
+	return out, c.do(ctx, "GET", "/v1/rcm/clients", nil, nil, &out)
+}
+
+// RCMScripts lists the RCM script files.
+func (c *Client) RCMScripts(ctx context.Context) ([]api.RCMScript, error) {
+	var out []api.RCMScript
+	return out, c.do(ctx, "GET", "/v1/rcm/scripts", nil, nil, &out)
+}
+
+// RCMReload loads new and changed scripts, drops removed ones, and asks
+// every script to register again.
+func (c *Client) RCMReload(ctx context.Context) ([]api.RCMScript, error) {
+	var out []api.RCMScript
+	return out, c.do(ctx, "POST", "/v1/rcm/scripts/reload", nil, nil, &out)
+}
