@@ -34,8 +34,8 @@ func docPage(cmd *cobra.Command) string {
 		return "steady.md"
 	case parts[1] == "version":
 		return "steady-status.md"
-	case parts[1] == "pmf":
-		return "pmf.md"
+	case parts[1] == "pmf", parts[1] == "dr", parts[1] == "rcm":
+		return parts[1] + ".md"
 	}
 	return "steady-" + parts[1] + ".md"
 }

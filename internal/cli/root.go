@@ -70,7 +70,7 @@ func isSteadyName(name string) bool {
 // personalities is the registry of compatibility names of this build.
 func personalities() *compat.Registry {
 	return compat.NewRegistry(compat.Pmfadm, compat.SchaResourceGet, compat.SchaResourceGroupGet,
-		compat.SchaResourceTypeGet, compat.SchaClusterGet, compat.SchaControl, compat.SchaResourceSetstatus)
+		compat.SchaResourceTypeGet, compat.SchaClusterGet, compat.SchaControl, compat.SchaResourceSetstatus, compat.Cfgadm)
 }
 
 // commandNames lists the names of the compatibility commands.
@@ -180,6 +180,8 @@ socket named by --socket or $STEADY_SOCKET.
 		newTypeCmd(g),
 		newResourceCmd(g),
 		newRGCmd(g),
+		newDRCmd(g),
+		newRCMCmd(g),
 		newConfigCmd(g),
 		newInstallLinksCmd(g),
 	)

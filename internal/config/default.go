@@ -77,4 +77,21 @@ rgm:
   # A method that outlives its timeout gets SIGABRT, then SIGKILL this
   # much later.
   kill_grace: 5s
+
+dr:
+  # The sysfs tree attachment points are read from and changed in. Only
+  # tests and benchmarks point it at a synthetic tree.
+  sysfs_root: /sys
+
+rcm:
+  # RCM scripts (rcmscript v1) are loaded from these directories; a name
+  # found in an earlier one hides the same name in a later one.
+  script_dirs:
+    - /etc/steady/rcm/scripts
+    - /etc/rcm/scripts
+  # A memory block may go only if this much memory stays available.
+  memory_margin: 256MiB
+  # A script command that outlives its rcm_cmd_timeout gets SIGABRT,
+  # then SIGKILL this much later.
+  kill_grace: 10s
 `

@@ -247,3 +247,47 @@ func TestSetLoadsListsAndReloads(t *testing.T) {
 		t.Fatalf("after removing the script: %+v, clients %+v", l, e.Clients())
 	}
 }
+
+// The example of docs/rcm.md speaks the protocol.
+func TestExampleScript(t *testing.T) {
+	needRoot(t)
+	ctx := context.Background()
+	b, err := os.ReadFile("../../../examples/rcm/data-guard")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "steady-rcmexample-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	p := filepath.Join(dir, "data-guard")
+	src := strings.Replace(string(b), "SERVICE=${SERVICE:-app.service}", "SERVICE=steady-no-such.service", 1)
+	if err := os.WriteFile(p, []byte(src), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Load(ctx, p, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Timeout != 30*time.Second || !strings.Contains(s.Info, "/srv/data") {
+		t.Fatalf("scriptinfo: %q %v", s.Info, s.Timeout)
+	}
+	if _, err := s.Register(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []rcm.Call{
+		{Op: rcm.OpOffline, Flags: rcm.Query, Resource: "/dev/sdz1"},
+		{Op: rcm.OpOffline, Resource: "/dev/sdz1"},
+		{Op: rcm.OpOnline, Resource: "/dev/sdz1"},
+		{Op: rcm.OpSuspend, Flags: rcm.Query, Resource: "/dev/sdz1", Interval: time.Second},
+	} {
+		if _, err := s.Call(ctx, c); err != nil {
+			t.Fatalf("%v: %v", c.Op, err)
+		}
+	}
+	if u, err := s.Call(ctx, rcm.Call{Op: rcm.OpInfo, Resource: "/dev/sdz1"}); err != nil || u != "/srv/data of steady-no-such.service (stopped)" {
+		t.Fatalf("resourceinfo: %q %v", u, err)
+	}
+}
