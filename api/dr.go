@@ -11,10 +11,12 @@ type AP struct {
 	Occupant   string    `json:"o_state"`
 	Condition  string    `json:"condition"`
 	Busy       bool      `json:"busy"`
-	Info       string    `json:"info"`
-	StatusTime time.Time `json:"status_time"`
-	PhysID     string    `json:"physid"`
-	Resources  []string  `json:"resources,omitempty"`
+	Info       string    `json:"info,omitempty"`
+	StatusTime time.Time `json:"status_time,omitzero"`
+	PhysID     string    `json:"physid,omitempty"`
+	// Resources are the names the AP's users register (left out of a
+	// listing unless asked for: thousands of memory blocks).
+	Resources []string `json:"resources,omitempty"`
 }
 
 // RCMAnswer is one client's word on one resource: the rows of the

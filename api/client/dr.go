@@ -7,10 +7,15 @@ import (
 	"github.com/steady-ha/steady/api"
 )
 
-// DRList lists the attachment points.
-func (c *Client) DRList(ctx context.Context) ([]api.AP, error) {
+// DRList lists the attachment points; with resources, each with the
+// names its users register.
+func (c *Client) DRList(ctx context.Context, resources bool) ([]api.AP, error) {
+	var q url.Values
+	if resources {
+		q = url.Values{"resources": {"true"}}
+	}
 	var out []api.AP
-	return out, c.do(ctx, "GET", "/v1/dr/aps", nil, nil, &out)
+	return out, c.do(ctx, "GET", "/v1/dr/aps", q, nil, &out)
 }
 
 // DR runs a function on attachment points. Failures of single APs are

@@ -68,13 +68,18 @@ func (a *Agent) startDR(ctx context.Context) error {
 		}
 		return out
 	}
-	for _, c := range []rcm.Client{
+	// Interfaces are read over netlink, not sysfs: a synthetic sysfs tree
+	// (tests, benchmarks) describes a machine without them.
+	real := sys == "/sys"
+	clients := []rcm.Client{
 		&modules.CPU{Root: sys, Processes: pids},
 		&modules.Memory{Root: sys, Margin: int64(cfg.RCM.MemoryMargin)},
 		&modules.Filesys{Proc: "/proc", Sys: sys},
-		&modules.IP{},
-		&modules.Network{Sys: sys},
-	} {
+	}
+	if real {
+		clients = append(clients, &modules.IP{}, &modules.Network{Sys: sys})
+	}
+	for _, c := range clients {
 		if err := a.rcm.AddClient(ctx, c); err != nil {
 			// A module that cannot read its part of the machine stays,
 			// with its error shown in "steady rcm info"; it is asked
@@ -102,12 +107,16 @@ func (a *Agent) startDR(ctx context.Context) error {
 			a.log.Warn("publishing a DR event", "err", err)
 		}
 	}
+	drivers := []dr.Driver{
+		dr.CPUs{Root: sys}, dr.Memory{Root: sys}, pci, dr.Slots{Root: sys, PCI: pci},
+		dr.SCSI{Root: sys, Saved: saved}, dr.Loops{Root: sys, Dev: "/dev", Saved: saved},
+	}
+	if real {
+		drivers = append(drivers, dr.Nets{Saved: saved})
+	}
 	a.dr = dr.NewManager(dr.Options{
-		Engine: a.rcm,
-		Drivers: []dr.Driver{
-			dr.CPUs{Root: sys}, dr.Memory{Root: sys}, pci, dr.Slots{Root: sys, PCI: pci},
-			dr.SCSI{Root: sys, Saved: saved}, dr.Loops{Root: sys, Dev: "/dev", Saved: saved}, dr.Nets{Saved: saved},
-		},
+		Engine:  a.rcm,
+		Drivers: drivers,
 		Changed: func(ap dr.AP, hint string) {
 			a.log.Info("attachment point changed", "component", "dr", "ap_id", ap.ID, "hint", hint, "o_state", ap.Occupant, "r_state", ap.Receptacle)
 			publish(SubclassAPChange, api.Attrs{"dr_ap_id": api.String(ap.ID), "dr_hint": api.String(hint)})

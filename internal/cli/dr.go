@@ -84,7 +84,7 @@ status_time_p class info.`,
 			if err != nil {
 				return usagef(cmd, "-s: %v", err)
 			}
-			aps, err := g.client().DRList(cmd.Context())
+			aps, err := g.client().DRList(cmd.Context(), g.json())
 			if err != nil {
 				return err
 			}
@@ -171,7 +171,7 @@ func newDRFuncCmd(g *globals, function, short, long string) *cobra.Command {
 func printOutcome(g *globals, o api.DROutcome) {
 	switch {
 	case o.Error != nil:
-		fmt.Fprintf(g.stderr, "steady: %s %s: %s\n", o.Function, o.AP.ID, o.Error.Message)
+		fmt.Fprintf(g.stderr, "steady: %s %s: %s\n", o.Function, o.AP.ID, strings.TrimPrefix(o.Error.Message, o.AP.ID+": "))
 		if len(o.Answers) > 0 {
 			compat.WriteAnswers(g.stderr, o.Answers)
 		}
@@ -188,7 +188,11 @@ func printOutcome(g *globals, o api.DROutcome) {
 	case o.Function == "test":
 		fmt.Fprintf(g.stdout, "%s: condition %s\n", o.AP.ID, o.AP.Condition)
 	default:
-		fmt.Fprintf(g.stdout, "%s: %sd (%s, %s, %s)\n", o.AP.ID, strings.TrimSuffix(o.Function, "e"), o.AP.Receptacle, o.AP.Occupant, o.AP.Condition)
+		done := o.Function + "ed"
+		if strings.HasSuffix(o.Function, "e") {
+			done = o.Function + "d"
+		}
+		fmt.Fprintf(g.stdout, "%s: %s (%s, %s, %s)\n", o.AP.ID, done, o.AP.Receptacle, o.AP.Occupant, o.AP.Condition)
 	}
 }
 
@@ -277,7 +281,7 @@ func newRCMClientsCmd(g *globals) *cobra.Command {
 		Long: `List the users of resources: the built-in modules and the loaded RCM scripts,
 how many names each registered, when, and why its last registration failed
 (it then keeps its previous names).`,
-		Args:  cobra.NoArgs,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cs, err := g.client().RCMClients(cmd.Context())
 			if err != nil {

@@ -151,13 +151,13 @@ func cfgadm(ctx context.Context, args []string, io Stdio) error {
 	if err != nil {
 		return &cfgaUsage{err.Error()}
 	}
-	aps, err := c.DRList(ctx)
+	aps, err := c.DRList(ctx, false)
 	if err != nil {
 		return libError(err)
 	}
 	sel, err := SelectAPs(aps, operands, lo, all)
 	if err != nil {
-		return fmt.Errorf("Attachment point not found: %s", strings.TrimPrefix(err.Error(), errNoAP.Error()+": "))
+		return cfgaErr("Attachment point not found: %s", strings.TrimPrefix(err.Error(), errNoAP.Error()+": "))
 	}
 	return WriteAPs(io.Out, sel, lo, verbose)
 }
@@ -166,27 +166,27 @@ func cfgadm(ctx context.Context, args []string, io Stdio) error {
 func libError(err error) error {
 	var ae *api.Error
 	if !errors.As(err, &ae) {
-		return fmt.Errorf("Library error: %v", err)
+		return cfgaErr("Library error: %v", err)
 	}
 	switch ae.Code {
 	case api.CodeNotFound:
-		return fmt.Errorf("Attachment point not found: %s", ae.Message)
+		return cfgaErr("Attachment point not found: %s", ae.Message)
 	case api.CodeBusy:
-		return fmt.Errorf("Attachment point is busy, try again: %s", ae.Message)
+		return cfgaErr("Attachment point is busy, try again: %s", ae.Message)
 	case api.CodeRefused:
-		return fmt.Errorf("Component system is busy, try again: %s", ae.Message)
+		return cfgaErr("Component system is busy, try again: %s", ae.Message)
 	case api.CodeConflict:
-		return fmt.Errorf("Insufficient condition: %s", ae.Message)
+		return cfgaErr("Insufficient condition: %s", ae.Message)
 	case api.CodeUnauthorized:
-		return fmt.Errorf("Insufficient privileges: %s", ae.Message)
+		return cfgaErr("Insufficient privileges: %s", ae.Message)
 	case api.CodeNotSupported:
 		return ae
 	case api.CodeInternal:
 		if strings.Contains(ae.Message, "hardware specific failure") {
-			return fmt.Errorf("Hardware specific failure: %s", ae.Message)
+			return cfgaErr("Hardware specific failure: %s", strings.Replace(ae.Message, "hardware specific failure: ", "", 1))
 		}
 	}
-	return fmt.Errorf("Library error: %s", ae.Message)
+	return cfgaErr("Library error: %s", ae.Message)
 }
 
 // confirm asks before a function that interrupts service: -y says yes,
@@ -216,7 +216,7 @@ func cfgadmChange(ctx context.Context, c *client.Client, function string, aps []
 	if function == "unconfigure" || function == "disconnect" {
 		q := fmt.Sprintf("This operation will suspend activity on, and %s, the following: %s", function, strings.Join(aps, " "))
 		if !confirm(io.In, io.Err, yes, no, q) {
-			return errors.New("Operation cancelled: not confirmed (give -y to confirm without a terminal)")
+			return cfgaErr("Operation cancelled: not confirmed (give -y to confirm without a terminal)")
 		}
 	}
 	res, err := c.DR(ctx, api.DRRequest{Function: function, APs: aps, Force: force})
@@ -254,3 +254,13 @@ type silentFailure struct{ err error }
 
 func (e *silentFailure) Error() string { return "" }
 func (e *silentFailure) Unwrap() error { return e.err }
+
+// cfgaMessage is an error worded as cfgadm's library words it (with a
+// capital, unlike Go's errors).
+type cfgaMessage struct{ msg string }
+
+func (e *cfgaMessage) Error() string { return e.msg }
+
+func cfgaErr(format string, args ...any) error {
+	return &cfgaMessage{fmt.Sprintf(format, args...)}
+}

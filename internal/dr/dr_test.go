@@ -10,37 +10,17 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/steady-ha/steady/internal/dr/drtest"
 	"github.com/steady-ha/steady/internal/rcm"
 )
 
-// Synthetic builds a sysfs tree with cpus CPUs (cpu0 without an online
-// file, as on x86) and blocks memory blocks of 128 MiB.
+// Synthetic builds a synthetic sysfs tree in a temporary directory.
 func Synthetic(t testing.TB, cpus, blocks int) string {
 	t.Helper()
-	root := t.TempDir()
-	cpuDir := filepath.Join(root, "devices/system/cpu")
-	for i := 0; i < cpus; i++ {
-		d := filepath.Join(cpuDir, fmt.Sprintf("cpu%d", i))
-		must(t, os.MkdirAll(d, 0o755))
-		if i > 0 {
-			must(t, os.WriteFile(filepath.Join(d, "online"), []byte("1\n"), 0o644))
-		}
-	}
-	must(t, os.WriteFile(filepath.Join(cpuDir, "online"), []byte(fmt.Sprintf("0-%d\n", cpus-1)), 0o644))
-	memDir := filepath.Join(root, "devices/system/memory")
-	must(t, os.MkdirAll(memDir, 0o755))
-	must(t, os.WriteFile(filepath.Join(memDir, "block_size_bytes"), []byte("8000000\n"), 0o644))
-	for i := 0; i < blocks; i++ {
-		d := filepath.Join(memDir, fmt.Sprintf("memory%d", i))
-		must(t, os.Mkdir(d, 0o755))
-		zones := "Normal Movable"
-		if i < 8 {
-			zones = "none"
-		}
-		must(t, os.WriteFile(filepath.Join(d, "state"), []byte("online\n"), 0o644))
-		must(t, os.WriteFile(filepath.Join(d, "valid_zones"), []byte(zones+"\n"), 0o644))
-		must(t, os.WriteFile(filepath.Join(d, "removable"), []byte("1\n"), 0o644))
-	}
+	root, err := drtest.TempDir()
+	must(t, err)
+	t.Cleanup(func() { os.RemoveAll(root) })
+	must(t, drtest.Synthetic(root, cpus, blocks))
 	return root
 }
 

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/steady-ha/steady/internal/rcm"
 )
 
@@ -40,7 +42,14 @@ func (m Memory) List(ctx context.Context) ([]AP, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dr: listing memory blocks: %w", err)
 	}
-	// Thousands of small sysfs reads: spread over a few goroutines.
+	// Thousands of small sysfs reads: relative to the directory (the
+	// kernel resolves "memoryN/state", not the whole path) and spread over
+	// a few goroutines.
+	dirfd, err := unix.Open(m.dir(), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("dr: listing memory blocks: %w", err)
+	}
+	defer unix.Close(dirfd)
 	out := make([]AP, len(ids))
 	var wg sync.WaitGroup
 	const workers = 4
@@ -49,7 +58,7 @@ func (m Memory) List(ctx context.Context) ([]AP, error) {
 		go func() {
 			defer wg.Done()
 			for i := w; i < len(ids); i += workers {
-				out[i] = m.read(ids[i], false)
+				out[i] = m.read(ids[i], false, dirfd)
 			}
 		}()
 	}
@@ -63,20 +72,27 @@ func (m Memory) Get(ctx context.Context, id string) (AP, error) {
 	if err != nil || "mem"+strconv.Itoa(n) != id {
 		return AP{}, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
-	ap := m.read(n, true)
+	ap := m.read(n, true, -1)
 	if ap.Receptacle == Empty {
 		return AP{}, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
 	return ap, nil
 }
 
-func (m Memory) read(n int, detail bool) AP {
+// read describes block n; dirfd, when not -1, is the open memory
+// directory to read its state relative to.
+func (m Memory) read(n int, detail bool, dirfd int) AP {
 	name := "memory" + strconv.Itoa(n)
-	dir := join(m.dir(), name)
 	ap := AP{ID: "mem" + strconv.Itoa(n), Type: "memory", Class: "memory", Receptacle: Connected, Condition: CondOK,
 		PhysID:    "/sys/devices/system/memory/" + name,
 		Resources: []string{"memory/" + strconv.Itoa(n), "/sys/devices/system/memory/" + name}}
-	state, err := readTrim(join(dir, "state"))
+	var state string
+	var err error
+	if dirfd >= 0 {
+		state, err = readAt(dirfd, name+"/state")
+	} else {
+		state, err = readTrim(join(m.dir(), name, "state"))
+	}
 	switch state {
 	case "online":
 		ap.Occupant = Configured
@@ -92,6 +108,7 @@ func (m Memory) read(n int, detail bool) AP {
 	}
 	ap.Info = state
 	if detail {
+		dir := join(m.dir(), name)
 		zones, _ := readTrim(join(dir, "valid_zones"))
 		removable, _ := readTrim(join(dir, "removable"))
 		if zones != "" {
@@ -102,7 +119,7 @@ func (m Memory) read(n int, detail bool) AP {
 		}
 	}
 	if detail {
-		ap.StatusTime = statusTime(join(dir, "state"))
+		ap.StatusTime = statusTime(join(m.dir(), name, "state"))
 	}
 	return ap
 }

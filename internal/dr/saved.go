@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 
 	"github.com/steady-ha/steady/internal/atomicfile"
@@ -32,6 +33,9 @@ func OpenSaved(path string) (*Saved, error) {
 	s := &Saved{path: path, m: map[string]json.RawMessage{}}
 	if path == "" {
 		return s, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("dr: %w", err)
 	}
 	b, err := os.ReadFile(path)
 	if os.IsNotExist(err) {

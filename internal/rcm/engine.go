@@ -248,7 +248,8 @@ func (e *Engine) resync(ctx context.Context) {
 	e.mu.Lock()
 	var stale []*clientEntry
 	for _, ce := range e.clients {
-		if ce.busy == 0 && now.Sub(ce.registered) >= e.opts.Resync {
+		_, live := ce.c.(Live)
+		if ce.busy == 0 && (live || now.Sub(ce.registered) >= e.opts.Resync) {
 			stale = append(stale, ce)
 		}
 	}

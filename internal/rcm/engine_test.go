@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Operations on unrelated subtrees run at the same time; on the same one,
@@ -168,5 +169,25 @@ func TestCanonicalNames(t *testing.T) {
 	// A name that maps nowhere stays as written and conflicts with nothing.
 	if _, err := e.RequestOffline(ctx, []string{"/dev/sdc"}, 0, "t"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// liveRefuser is a refuser whose names are read before every operation.
+type liveRefuser struct{ refuser }
+
+func (*liveRefuser) Live() {}
+
+// A Live client is asked to register before every operation: a name it
+// took a moment ago is seen although the resync interval is an hour.
+func TestLiveClientsRegisterBeforeEveryOperation(t *testing.T) {
+	ctx := context.Background()
+	e := New(Options{Resync: time.Hour})
+	live := &liveRefuser{}
+	if err := e.AddClient(ctx, live); err != nil {
+		t.Fatal(err)
+	}
+	live.ins = []Interest{{"/sys/devices/virtual/block/loop0", KindDR}}
+	if _, err := e.RequestOffline(ctx, []string{"/sys/devices/virtual/block/loop0"}, Query, "t"); !errors.Is(err, ErrRefused) {
+		t.Fatalf("a live client's new name was not seen: %v", err)
 	}
 }

@@ -158,6 +158,15 @@ type Client interface {
 	Call(ctx context.Context, c Call) (usage string, err error)
 }
 
+// Live is a Client whose names change without anyone telling it (a
+// mount, an address) and whose Register is cheap: it is asked to register
+// before every operation, not only when its names are older than the
+// resync interval, so that a filesystem mounted a second ago is seen.
+type Live interface {
+	Client
+	Live()
+}
+
 // State is the state of a resource for one client, and of an operation.
 type State int
 

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 
@@ -52,12 +53,20 @@ func (s *Server) listAPs(w http.ResponseWriter, r *http.Request) error {
 		// One driver failing does not hide the others' APs.
 		s.log.Warn("listing attachment points", "err", err)
 	}
+	withResources := r.URL.Query().Get("resources") == "true"
 	out := make([]api.AP, 0, len(aps))
 	for _, ap := range aps {
-		out = append(out, apOf(ap))
+		a := apOf(ap)
+		if !withResources {
+			a.Resources = nil
+		}
+		out = append(out, a)
 	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
+	// Compact: a machine with thousands of memory blocks makes a listing
+	// of megabytes, and indenting it costs more than reading sysfs.
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	return json.NewEncoder(w).Encode(out)
 }
 
 // drOperation runs the function on each AP in turn, as cfgadm does; a

@@ -2,6 +2,7 @@ package modules
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -108,7 +109,12 @@ func (m *IP) Call(ctx context.Context, c rcm.Call) (string, error) {
 		}
 		if len(names) > 0 && c.Handle != nil {
 			if err := c.Handle.Offline(ctx, names, c.Flags); err != nil {
-				return "", fmt.Errorf("the users of its addresses refused: %w", err)
+				// Their own answers are in the result; this one only says why
+				// the interface cannot go.
+				if errors.Is(err, rcm.ErrBusy) {
+					return "", err
+				}
+				return "", fmt.Errorf("the users of its addresses %s refused", strings.Join(cidrs, ", "))
 			}
 		}
 		if c.Flags&rcm.Query == 0 {
@@ -176,9 +182,13 @@ func (n *Network) Call(ctx context.Context, c rcm.Call) (string, error) {
 		c.Handle.Info(ctx, target)
 		return "Network interface " + name, nil
 	case rcm.OpOffline:
-		return "", c.Handle.Offline(ctx, target, c.Flags)
+		if err := c.Handle.Offline(ctx, target, c.Flags); err != nil {
+			return "", passedOn(err, name)
+		}
 	case rcm.OpSuspend:
-		return "", c.Handle.Suspend(ctx, target, c.Interval, c.Flags)
+		if err := c.Handle.Suspend(ctx, target, c.Interval, c.Flags); err != nil {
+			return "", passedOn(err, name)
+		}
 	case rcm.OpOnline:
 		return "", c.Handle.Online(ctx, target)
 	case rcm.OpResume:
@@ -188,3 +198,18 @@ func (n *Network) Call(ctx context.Context, c rcm.Call) (string, error) {
 	}
 	return "", nil
 }
+
+// passedOn words the failure of a request passed on to net/name: its
+// users' own answers are in the result already.
+func passedOn(err error, name string) error {
+	if errors.Is(err, rcm.ErrBusy) {
+		return err
+	}
+	return fmt.Errorf("the users of net/%s refused", name)
+}
+
+// Live: its names are read afresh before every operation.
+func (*IP) Live() {}
+
+// Live: its names are read afresh before every operation.
+func (*Network) Live() {}
