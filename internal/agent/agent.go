@@ -556,6 +556,18 @@ func (a *Agent) Status(ctx context.Context) api.Status {
 	default:
 		add("rgm", api.HealthOK, fmt.Sprintf("%d group(s)", len(st.Groups)))
 	}
+	var failing []string
+	for _, c := range a.rcm.Clients() {
+		if c.Error != "" {
+			failing = append(failing, c.Name)
+		}
+	}
+	inflight := len(a.rcm.InFlight())
+	if len(failing) > 0 {
+		add("rcm", api.HealthDegraded, fmt.Sprintf("cannot register: %s (see \"steady rcm clients\"); %d operation(s) in flight", strings.Join(failing, ", "), inflight))
+	} else {
+		add("rcm", api.HealthOK, fmt.Sprintf("%d client(s), %d operation(s) in flight", len(a.rcm.Clients()), inflight))
+	}
 	add("api", api.HealthOK, "serving on "+a.cfg.API.Socket)
 	return st
 }
