@@ -73,11 +73,20 @@ func (w *cgroupWatcher) run(ctx context.Context) {
 		for off := 0; off+unix.SizeofInotifyEvent <= n; {
 			// struct inotify_event: int32 wd, uint32 mask, cookie, len, name.
 			wd := int32(binary.NativeEndian.Uint32(buf[off:]))
+			mask := binary.NativeEndian.Uint32(buf[off+4:])
 			nameLen := binary.NativeEndian.Uint32(buf[off+12:])
 			w.mu.Lock()
-			ch := w.byWD[wd]
+			var chs []chan struct{}
+			if mask&unix.IN_Q_OVERFLOW != 0 {
+				// Events were lost: every tag looks again.
+				for _, ch := range w.byWD {
+					chs = append(chs, ch)
+				}
+			} else if ch := w.byWD[wd]; ch != nil {
+				chs = append(chs, ch)
+			}
 			w.mu.Unlock()
-			if ch != nil {
+			for _, ch := range chs {
 				select {
 				case ch <- struct{}{}:
 				default:

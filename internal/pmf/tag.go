@@ -342,12 +342,17 @@ func (t *tag) run(ctx context.Context) {
 		close(t.books) // the books finish what is queued, then stop
 		close(t.loopDone)
 	}()
-	var poll <-chan time.Time
+	// Without notifications the tag looks every second. With them it
+	// still looks every few seconds: a notification that never comes
+	// (seen once in CI under load, cause unknown) must not leave a dead
+	// tag unnoticed, or a kill waiting for it hanging.
+	every := 3 * time.Second
 	if t.tr.changes() == nil {
-		tick := time.NewTicker(time.Second)
-		defer tick.Stop()
-		poll = tick.C
+		every = time.Second
 	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	poll := tick.C
 	if t.pendingEnd {
 		t.pendingEnd = false
 		t.onEnd(ctx)

@@ -140,16 +140,8 @@ func (s *Server) rcmClients(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *Server) scriptList() []api.RCMScript {
-	out := []api.RCMScript{}
-	for _, st := range s.opts.Scripts.List() {
-		out = append(out, api.RCMScript{Name: st.Name, Path: st.Path, Info: st.Info, Timeout: st.Timeout, Resources: st.Resources, Error: st.Error})
-	}
-	return out
-}
-
 func (s *Server) rcmScripts(w http.ResponseWriter, r *http.Request) error {
-	writeJSON(w, http.StatusOK, s.scriptList())
+	writeJSON(w, http.StatusOK, s.opts.Scripts.List())
 	return nil
 }
 
@@ -157,6 +149,6 @@ func (s *Server) rcmReload(w http.ResponseWriter, r *http.Request) error {
 	if err := s.opts.Scripts.Reload(r.Context()); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, s.scriptList())
+	writeJSON(w, http.StatusOK, s.opts.Scripts.List())
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/steady-ha/steady/api"
 	"github.com/steady-ha/steady/internal/rcm"
 )
 
@@ -35,16 +36,6 @@ func NewSet(e *rcm.Engine, dirs []string, opts Options) *Set {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Set{dirs: dirs, opts: opts, e: e, loaded: map[string]*Script{}, errs: map[string]string{}}
-}
-
-// Status describes one script file.
-type Status struct {
-	Name      string   `json:"name"`
-	Path      string   `json:"path"`
-	Info      string   `json:"info,omitempty"`
-	Timeout   string   `json:"timeout,omitempty"`
-	Resources []string `json:"resources,omitempty"`
-	Error     string   `json:"error,omitempty"`
 }
 
 // Reload loads new and changed scripts, drops removed ones, and
@@ -113,16 +104,16 @@ func (s *Set) Reload(ctx context.Context) error {
 }
 
 // List describes every script file found, loaded or not.
-func (s *Set) List() []Status {
+func (s *Set) List() []api.RCMScript {
 	clients := map[string]rcm.ClientInfo{}
 	for _, c := range s.e.Clients() {
 		clients[c.Name] = c
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []Status
+	out := []api.RCMScript{}
 	for name, path := range s.current {
-		st := Status{Name: name, Path: path, Error: s.errs[path]}
+		st := api.RCMScript{Name: name, Path: path, Error: s.errs[path]}
 		if sc := s.loaded[name]; sc != nil {
 			st.Info, st.Timeout = sc.Info, sc.Timeout.String()
 			st.Resources = clients[name].Interests
