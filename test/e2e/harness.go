@@ -1,7 +1,9 @@
 // Package e2e runs the real steady binary as separate processes. This file
 // is the single-host part of the test harness: build the binary once, start
 // an agent with its own data directory and socket, run CLI commands against
-// it (optionally as another user), stop it or kill it with SIGKILL.
+// it (optionally as another user), stop it or kill it with SIGKILL. The
+// multi-host part (hosts.go) runs agents in test hosts made of network,
+// PID and mount namespaces on one bridge. docs/testing.md explains both.
 //
 // Tests call Binary and StartAgent; everything they start is cleaned up by
 // t.Cleanup, also when the test fails.
