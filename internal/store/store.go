@@ -23,6 +23,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
@@ -39,6 +40,8 @@ var (
 	ErrNewerSchema = errors.New("store: value written by a newer steady")
 	ErrUnavailable = errors.New("store: unavailable")
 	ErrCompacted   = errors.New("store: watch revision compacted")
+	// ErrLeaseNotFound: the lease has expired (or was revoked).
+	ErrLeaseNotFound = errors.New("store: lease not found")
 )
 
 // Options configures Open.
@@ -212,6 +215,9 @@ func wrap(err error) error {
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		return fmt.Errorf("%w: %w", ErrLeaseNotFound, err)
 	}
 	return fmt.Errorf("store: %w", err)
 }

@@ -1,0 +1,61 @@
+package cluster
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestFence(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
+	f := NewFence(1500*time.Millisecond, t0, 1)
+	if f.Check(ms(1499)) {
+		t.Fatal("fenced before the deadline")
+	}
+	// The keepalive sent at 250 ms is answered late, at 1400 ms: the
+	// deadline counts from its send time.
+	f.Confirmed(ms(250))
+	if got := f.Deadline(); !got.Equal(ms(1750)) {
+		t.Fatalf("deadline %v", got.Sub(t0))
+	}
+	f.Confirmed(ms(100)) // an older answer arriving later changes nothing
+	if !f.Deadline().Equal(ms(1750)) {
+		t.Fatal("an older confirmation moved the deadline back")
+	}
+	if f.Check(ms(1749)) || !f.Check(ms(1750)) || f.Check(ms(1800)) || !f.Fenced() {
+		t.Fatal("the fence must come exactly once, at the deadline")
+	}
+	// A confirmation while fenced does not unfence: only a rejoin does,
+	// with a new epoch.
+	f.Confirmed(ms(2000))
+	if !f.Fenced() {
+		t.Fatal("unfenced without a rejoin")
+	}
+	if e := f.Rejoined(ms(2100)); e != 2 || f.Fenced() || f.Epoch() != 2 {
+		t.Fatalf("rejoin: epoch %d fenced %v", e, f.Fenced())
+	}
+	if f.Check(ms(3599)) || !f.Check(ms(3600)) {
+		t.Fatal("the deadline after a rejoin counts from the new lease")
+	}
+}
+
+func TestCheckTiming(t *testing.T) {
+	if err := CheckTiming(2*time.Second, 250*time.Millisecond, 1500*time.Millisecond, 400*time.Millisecond); err != nil {
+		t.Fatalf("the defaults: %v", err)
+	}
+	for _, c := range []struct {
+		ttl, ka, after, stop time.Duration
+		want                 string
+	}{
+		{1500 * time.Millisecond, 250 * time.Millisecond, time.Second, 0, "whole seconds"},
+		{2 * time.Second, 600 * time.Millisecond, 1500 * time.Millisecond, 0, "three keepalives"},
+		{2 * time.Second, 250 * time.Millisecond, 1900 * time.Millisecond, 400 * time.Millisecond, "less than the 400ms"},
+		{2 * time.Second, 250 * time.Millisecond, 2 * time.Second, 0, "less than the 0s"},
+	} {
+		err := CheckTiming(c.ttl, c.ka, c.after, c.stop)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v/%v/%v/%v: %v, want %q", c.ttl, c.ka, c.after, c.stop, err, c.want)
+		}
+	}
+}
