@@ -121,3 +121,25 @@ func zapAttrs(fields []zapcore.Field) []slog.Attr {
 	}
 	return attrs
 }
+
+// Member is one member of the etcd cluster that holds the store.
+type Member struct {
+	Name    string
+	Learner bool
+	Leader  bool
+}
+
+// Members lists the store's members (voters and learners) and which one
+// leads.
+func (s *Store) Members(ctx context.Context) ([]Member, error) {
+	resp, err := s.cli.MemberList(ctx)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	lead := uint64(s.etcd.Server.Leader())
+	out := make([]Member, 0, len(resp.Members))
+	for _, m := range resp.Members {
+		out = append(out, Member{Name: m.Name, Learner: m.IsLearner, Leader: m.ID == lead})
+	}
+	return out, nil
+}
