@@ -53,3 +53,9 @@ func (c *Client) RCMReload(ctx context.Context) ([]api.RCMScript, error) {
 	var out []api.RCMScript
 	return out, c.do(ctx, "POST", "/v1/rcm/scripts/reload", nil, nil, &out)
 }
+
+// ClusterStatus is the cluster as the agent's node sees it.
+func (c *Client) ClusterStatus(ctx context.Context) (*api.ClusterStatus, error) {
+	var out api.ClusterStatus
+	return &out, c.do(ctx, "GET", "/v1/cluster/status", nil, nil, &out)
+}

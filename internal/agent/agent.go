@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/steady-ha/steady/api"
 	"github.com/steady-ha/steady/internal/auth"
+	"github.com/steady-ha/steady/internal/cluster"
 	"github.com/steady-ha/steady/internal/config"
 	"github.com/steady-ha/steady/internal/dr"
 	"github.com/steady-ha/steady/internal/event"
@@ -39,7 +40,6 @@ import (
 const (
 	SubclassStarted  = "ESC_agent_started"
 	SubclassStopping = "ESC_agent_stopping"
-	nodeSchema       = 1
 )
 
 // Options configures New.
@@ -65,6 +65,7 @@ type Agent struct {
 	bus      *event.Bus
 	reaper   *reaper.Reaper
 	store    *store.Store
+	member   *cluster.Member
 	subs     *event.Subscribers
 	pmf      *pmf.Manager
 	rgm      *rgm.Manager
@@ -85,14 +86,6 @@ type Agent struct {
 	// crashedPID is the pid the lock file still held at start: the previous
 	// agent did not stop cleanly (Close empties the file).
 	crashedPID string
-}
-
-// NodeRecord is what the agent stores about its node.
-type NodeRecord struct {
-	Name    string    `json:"name"`
-	Version string    `json:"version"`
-	Started time.Time `json:"started"`
-	PID     int       `json:"pid"`
 }
 
 // New builds and starts the agent: data directory lock, metrics, event
@@ -164,9 +157,22 @@ func New(ctx context.Context, opts Options) (_ *Agent, err error) {
 	if err != nil {
 		return nil, err
 	}
-	rec := NodeRecord{Name: node, Version: version.Version, Started: a.started.UTC(), PID: os.Getpid()}
-	if _, err := a.store.Put(ctx, "nodes/"+node, nodeSchema, rec); err != nil {
-		return nil, fmt.Errorf("agent: recording the node in the store: %w", err)
+	// Membership: the node's lease, its liveness record and self-fencing.
+	clusterPub := a.bus.Publisher("steady:cluster")
+	a.member, err = cluster.Start(ctx, cluster.Options{
+		Store: a.store, Node: node,
+		TTL: cfg.Cluster.LeaseTTL.D(), Keepalive: cfg.Cluster.Keepalive.D(),
+		FenceAfter: cfg.Cluster.FenceAfter.D(), StopBudget: cfg.Cluster.StopBudget.D(),
+		Version: version.Version, Started: a.started,
+		Publish: func(sub string, attrs api.Attrs) {
+			pctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			clusterPub.Publish(pctx, cluster.ClassCluster, sub, attrs)
+		},
+		Logger: log.With("component", "cluster"),
+	})
+	if err != nil {
+		return nil, err
 	}
 
 	bgCtx, cancel := context.WithCancel(context.Background())
@@ -275,6 +281,7 @@ func New(ctx context.Context, opts Options) (_ *Agent, err error) {
 		DR:          a.dr,
 		RCM:         a.rcm,
 		Scripts:     a.scripts,
+		Cluster:     a.member,
 	})
 	if err != nil {
 		return nil, err
@@ -400,7 +407,9 @@ func (a *Agent) Run(ctx context.Context) error {
 //     stay as they are;
 //  6. stop the process monitor: supervised processes keep running and are
 //     re-adopted by the next agent;
-//  7. close the store, stopping the embedded etcd member;
+//  7. stop the membership loops (the node's lease runs out by itself: a
+//     restarting agent is the same node), then close the store, stopping
+//     the embedded etcd member;
 //  8. stop reaping (children still running are inherited by init);
 //  9. close the event journal, after which nothing can publish;
 //  10. release the data directory lock.
@@ -447,6 +456,9 @@ func (a *Agent) Close() error {
 	if a.pmf != nil {
 		errs = append(errs, a.pmf.Close())
 	}
+	if a.member != nil {
+		errs = append(errs, a.member.Close())
+	}
 	if a.store != nil {
 		errs = append(errs, a.store.Close())
 	}
@@ -472,6 +484,9 @@ func (a *Agent) Node() string { return a.node }
 
 // Bus is the agent's event bus.
 func (a *Agent) Bus() *event.Bus { return a.bus }
+
+// Cluster is the node's membership.
+func (a *Agent) Cluster() *cluster.Member { return a.member }
 
 // Store is the agent's store.
 func (a *Agent) Store() *store.Store { return a.store }

@@ -7,12 +7,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/steady-ha/steady/api"
 	"github.com/steady-ha/steady/api/client"
+	"github.com/steady-ha/steady/internal/cluster"
 	"github.com/steady-ha/steady/internal/config"
 	"github.com/steady-ha/steady/internal/event"
 	"go.uber.org/goleak"
@@ -67,11 +69,15 @@ func TestStartStatusStop(t *testing.T) {
 			t.Errorf("subsystem %s health %q", want, names[want])
 		}
 	}
-	// The node is recorded in the store with a schema version.
+	// The node is recorded in the store, under its lease, with a schema
+	// version, and is up.
 	it, err := a.Store().Get(t.Context(), "nodes/n1")
-	var rec NodeRecord
-	if err != nil || it.Decode(&rec, nodeSchema) != nil || rec.PID != os.Getpid() || it.Schema != nodeSchema {
+	var rec cluster.LiveRecord
+	if err != nil || it.Decode(&rec, 1) != nil || rec.Name != "n1" || it.Schema != 1 || it.Lease == 0 {
 		t.Fatalf("node record %+v %v", it, err)
+	}
+	if cs, err := a.Cluster().Status(t.Context()); err != nil || len(cs.Nodes) != 1 || cs.Nodes[0].State != "up" {
+		t.Fatalf("cluster status %+v %v", cs, err)
 	}
 	// A second agent on the same data directory is refused.
 	cfg2 := cfg
@@ -99,6 +105,7 @@ func TestStartStatusStop(t *testing.T) {
 	}
 	defer j.Close()
 	evs, _ := j.Read(0, 100)
+	evs = agentEvents(evs)
 	if len(evs) < 2 || evs[0].Subclass != SubclassStarted || evs[len(evs)-1].Subclass != SubclassStopping {
 		t.Fatalf("journal %+v", evs)
 	}
@@ -138,6 +145,7 @@ func TestUncleanStopIsReported(t *testing.T) {
 	}
 	defer a.Close()
 	evs, _ := a.Bus().Journal().Read(0, 10)
+	evs = agentEvents(evs)
 	if len(evs) == 0 || evs[0].Subclass != SubclassStarted {
 		t.Fatalf("journal %+v", evs)
 	}
@@ -147,6 +155,17 @@ func TestUncleanStopIsReported(t *testing.T) {
 	if s, _ := evs[0].Attrs["previous_pid"].Str(); s != "4242" {
 		t.Fatalf("previous_pid = %q", s)
 	}
+}
+
+// agentEvents keeps the agent's own events (EC_steady) of a journal.
+func agentEvents(evs []api.Event) []api.Event {
+	var out []api.Event
+	for _, e := range evs {
+		if e.Class == event.ClassSteady {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 func TestMetricsOnTCP(t *testing.T) {
@@ -163,7 +182,11 @@ func TestMetricsOnTCP(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	for _, want := range []string{"steady_events_published_total 1", "steady_events_journal_segments 1", "go_goroutines", "etcd_server_has_leader 1"} {
+	// The agent's start and the node's joining the cluster were published.
+	if !regexp.MustCompile(`(?m)^steady_events_published_total [1-9]`).MatchString(string(body)) {
+		t.Errorf("metrics over TCP lack steady_events_published_total")
+	}
+	for _, want := range []string{"steady_events_journal_segments 1", "go_goroutines", "etcd_server_has_leader 1"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics over TCP lack %q", want)
 		}

@@ -34,7 +34,7 @@ func docPage(cmd *cobra.Command) string {
 		return "steady.md"
 	case parts[1] == "version":
 		return "steady-status.md"
-	case parts[1] == "pmf", parts[1] == "dr", parts[1] == "rcm":
+	case parts[1] == "pmf", parts[1] == "dr", parts[1] == "rcm", parts[1] == "cluster":
 		return parts[1] + ".md"
 	}
 	return "steady-" + parts[1] + ".md"

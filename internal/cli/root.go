@@ -182,6 +182,7 @@ socket named by --socket or $STEADY_SOCKET.
 		newRGCmd(g),
 		newDRCmd(g),
 		newRCMCmd(g),
+		newClusterCmd(g),
 		newConfigCmd(g),
 		newInstallLinksCmd(g),
 	)

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"github.com/steady-ha/steady/internal/config"
 	"strings"
 	"testing"
 	"time"
@@ -56,6 +57,27 @@ func TestCheckTiming(t *testing.T) {
 		err := CheckTiming(c.ttl, c.ka, c.after, c.stop)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v/%v/%v/%v: %v, want %q", c.ttl, c.ka, c.after, c.stop, err, c.want)
+		}
+	}
+}
+
+// The configuration checks the timing with its own copy of the rule (it
+// does not import this package); both must agree.
+func TestConfigAgreesWithCheckTiming(t *testing.T) {
+	for _, c := range [][4]time.Duration{
+		{2 * time.Second, 250 * time.Millisecond, 1500 * time.Millisecond, 400 * time.Millisecond},
+		{2 * time.Second, 250 * time.Millisecond, 1600 * time.Millisecond, 400 * time.Millisecond},
+		{1500 * time.Millisecond, 250 * time.Millisecond, time.Second, 0},
+		{3 * time.Second, 600 * time.Millisecond, 1500 * time.Millisecond, 0},
+		{1 * time.Second, 100 * time.Millisecond, 700 * time.Millisecond, 290 * time.Millisecond},
+		{1 * time.Second, 100 * time.Millisecond, 700 * time.Millisecond, 300 * time.Millisecond},
+	} {
+		cfg := config.Default()
+		cfg.Cluster = config.Cluster{LeaseTTL: config.Duration(c[0]), Keepalive: config.Duration(c[1]), FenceAfter: config.Duration(c[2]), StopBudget: config.Duration(c[3])}
+		cerr := cfg.Validate()
+		kerr := CheckTiming(c[0], c[1], c[2], c[3])
+		if (cerr == nil) != (kerr == nil) {
+			t.Errorf("%v: the configuration says %v, the cluster package %v", c, cerr, kerr)
 		}
 	}
 }

@@ -30,8 +30,25 @@ type Config struct {
 	Uevents Uevents `yaml:"uevents"`
 	PMF     PMF     `yaml:"pmf"`
 	RGM     RGM     `yaml:"rgm"`
+	Cluster Cluster `yaml:"cluster"`
 	DR      DR      `yaml:"dr"`
 	RCM     RCM     `yaml:"rcm"`
+}
+
+// Cluster configures membership: the node's lease and self-fencing.
+type Cluster struct {
+	// LeaseTTL is the life of the node's lease at the store without a
+	// keepalive (whole seconds): other nodes see it down that long after
+	// it died.
+	LeaseTTL Duration `yaml:"lease_ttl"`
+	// Keepalive is the interval of lease renewals.
+	Keepalive Duration `yaml:"keepalive"`
+	// FenceAfter is how long after the newest confirmed keepalive was
+	// sent the node stops its failover work: less than LeaseTTL by the
+	// time stopping takes.
+	FenceAfter Duration `yaml:"fence_after"`
+	// StopBudget is the time stopping failover work may take.
+	StopBudget Duration `yaml:"stop_budget"`
 }
 
 // DR configures dynamic reconfiguration.
@@ -153,7 +170,9 @@ func Default() Config {
 		Uevents: Uevents{Enabled: true, ReceiveBuffer: 8 << 20},
 		PMF:     PMF{Mode: "auto", Cgroup: "steady", ActionTimeout: Duration(time.Minute)},
 		RGM:     RGM{OCFRoot: "/usr/lib/ocf", KillGrace: Duration(5 * time.Second)},
-		DR:      DR{SysfsRoot: "/sys"},
+		Cluster: Cluster{LeaseTTL: Duration(2 * time.Second), Keepalive: Duration(250 * time.Millisecond),
+			FenceAfter: Duration(1500 * time.Millisecond), StopBudget: Duration(400 * time.Millisecond)},
+		DR: DR{SysfsRoot: "/sys"},
 		RCM: RCM{ScriptDirs: []string{"/etc/steady/rcm/scripts", "/etc/rcm/scripts"},
 			MemoryMargin: 256 << 20, KillGrace: Duration(10 * time.Second)},
 	}

@@ -78,6 +78,18 @@ rgm:
   # much later.
   kill_grace: 5s
 
+cluster:
+  # The node's lease at the store: other nodes see it down lease_ttl
+  # (whole seconds) after its last renewal; it is renewed every keepalive.
+  lease_ttl: 2s
+  keepalive: 250ms
+  # A node that has had no keepalive confirmed for fence_after (counted
+  # from when that keepalive was sent) stops its failover work; it must
+  # have done so before the lease can expire: fence_after plus 0.1% clock
+  # drift plus stop_budget must fit in lease_ttl.
+  fence_after: 1.5s
+  stop_budget: 400ms
+
 dr:
   # The sysfs tree attachment points are read from and changed in. Only
   # tests and benchmarks point it at a synthetic tree.

@@ -109,6 +109,9 @@ func (c Config) Validate() error {
 	if t := c.RGM.KillGrace.D(); t < 100*time.Millisecond || t > 10*time.Minute {
 		bad("rgm.kill_grace", "%v is outside 100ms..10m", t)
 	}
+	if err := clusterTiming(c.Cluster); err != nil {
+		bad("cluster", "%v", err)
+	}
 	if !filepath.IsAbs(c.DR.SysfsRoot) {
 		bad("dr.sysfs_root", "%q is not an absolute path", c.DR.SysfsRoot)
 	}
@@ -122,6 +125,23 @@ func (c Config) Validate() error {
 	}
 	if len(ps) > 0 {
 		return &Error{Problems: ps}
+	}
+	return nil
+}
+
+// clusterTiming checks the lease settings with the same arithmetic as
+// the cluster package (config does not import it): three keepalives in
+// fence_after, and fence_after with 0.1% drift plus stop_budget within a
+// TTL of whole seconds.
+func clusterTiming(c Cluster) error {
+	ttl, ka, after, stop := c.LeaseTTL.D(), c.Keepalive.D(), c.FenceAfter.D(), c.StopBudget.D()
+	switch {
+	case ttl < time.Second || ttl%time.Second != 0:
+		return fmt.Errorf("lease_ttl %v: the store counts whole seconds; use 1s or more", ttl)
+	case ka <= 0 || 3*ka > after:
+		return fmt.Errorf("keepalive %v: at least three keepalives must fit in fence_after (%v)", ka, after)
+	case ttl-time.Duration(float64(after)*1.001) < stop:
+		return fmt.Errorf("fence_after %v leaves less than stop_budget (%v) before a lease of %v can expire", after, stop, ttl)
 	}
 	return nil
 }

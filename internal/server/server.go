@@ -31,6 +31,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/steady-ha/steady/api"
 	"github.com/steady-ha/steady/internal/auth"
+	"github.com/steady-ha/steady/internal/cluster"
 	"github.com/steady-ha/steady/internal/dr"
 	"github.com/steady-ha/steady/internal/event"
 	"github.com/steady-ha/steady/internal/pmf"
@@ -58,6 +59,7 @@ type Options struct {
 	DR          *dr.Manager
 	RCM         *rcm.Engine
 	Scripts     *script.Set
+	Cluster     *cluster.Member
 	// KeepAlive is the interval of comments on idle event streams.
 	KeepAlive time.Duration
 }
@@ -156,6 +158,7 @@ func (s *Server) routes() []struct {
 		{"POST /v1/pmf/tags/{tag}/stop", auth.Read, s.signalPMF(true)},
 		{"POST /v1/pmf/tags/{tag}/kill", auth.Read, s.signalPMF(false)},
 		{"POST /v1/pmf/tags/{tag}/wait", auth.Read, s.waitPMF},
+		{"GET /v1/cluster/status", auth.Read, s.clusterStatus},
 		{"GET /metrics", auth.Read, s.getMetrics},
 	}
 	routes = append(routes, s.rgmRoutes()...)
@@ -440,5 +443,14 @@ func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) error {
 		return api.Errorf(api.CodeUnavailable, "status is not available")
 	}
 	writeJSON(w, http.StatusOK, s.opts.Status(r.Context()))
+	return nil
+}
+
+func (s *Server) clusterStatus(w http.ResponseWriter, r *http.Request) error {
+	st, err := s.opts.Cluster.Status(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, st)
 	return nil
 }
