@@ -571,6 +571,15 @@ func (a *Agent) Status(ctx context.Context) api.Status {
 	default:
 		add("rgm", api.HealthOK, fmt.Sprintf("%d group(s)", len(st.Groups)))
 	}
+	if a.member.Fenced() {
+		add("cluster", api.HealthFailed, fmt.Sprintf("fenced (epoch %d): no lease renewal confirmed; failover work stopped until the store answers", a.member.Epoch()))
+	} else {
+		role := "member"
+		if a.member.IsController() {
+			role = "controller"
+		}
+		add("cluster", api.HealthOK, fmt.Sprintf("%s, epoch %d", role, a.member.Epoch()))
+	}
 	var failing []string
 	for _, c := range a.rcm.Clients() {
 		if c.Error != "" {
