@@ -153,6 +153,8 @@ func New(ctx context.Context, opts Options) (_ *Agent, err error) {
 		QuotaBytes:   int64(cfg.Store.QuotaBytes),
 		StartTimeout: cfg.Store.StartTimeout.D(),
 		Logger:       log.With("component", "store"),
+		Endpoints:    cfg.Store.Endpoints,
+		TLS:          store.TLSFiles{CA: cfg.Store.TLS.CAFile, Cert: cfg.Store.TLS.CertFile, Key: cfg.Store.TLS.KeyFile},
 	})
 	if err != nil {
 		return nil, err

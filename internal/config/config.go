@@ -103,6 +103,18 @@ type Store struct {
 	QuotaBytes Size `yaml:"quota_bytes"`
 	// StartTimeout bounds how long the agent waits for the store to serve.
 	StartTimeout Duration `yaml:"start_timeout"`
+	// Endpoints, when set, name an existing etcd cluster (https:// or
+	// http:// URLs) that holds the state instead of an embedded member.
+	Endpoints []string `yaml:"endpoints"`
+	// TLS secures the connection to Endpoints.
+	TLS StoreTLS `yaml:"tls"`
+}
+
+// StoreTLS are the PEM files of the connection to an external etcd.
+type StoreTLS struct {
+	CAFile   string `yaml:"ca_file"`
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
 }
 
 // Events configures the journal and the script subscribers.
@@ -159,6 +171,7 @@ func Default() Config {
 			Election:     Duration(500 * time.Millisecond),
 			QuotaBytes:   2 << 30,
 			StartTimeout: Duration(30 * time.Second),
+			Endpoints:    []string{},
 		},
 		Events: Events{
 			MaxBytes:          256 << 20,

@@ -117,6 +117,16 @@ func TestParse(t *testing.T) {
 			in:   "version: 1\ndata_dir: var/lib\napi:\n  socket: /" + strings.Repeat("s", 120) + "\n",
 			want: []string{"data_dir: \"var/lib\" must be an absolute path", "api.socket: the path is 121 bytes long"},
 		},
+		{
+			name: "external etcd",
+			in:   "version: 1\nstore:\n  endpoints: [\"https://10.0.0.5:2379\", \"10.0.0.6:2379\"]\n  tls:\n    cert_file: /etc/c.pem\n",
+			want: []string{`store.endpoints[1]: "10.0.0.6:2379" is not an etcd client URL`, "store.tls: cert_file and key_file go together"},
+		},
+		{
+			name: "tls without endpoints, and a bad fence",
+			in:   "version: 1\nstore:\n  tls:\n    ca_file: /etc/ca.pem\ncluster:\n  fence_after: 1900ms\n",
+			want: []string{"store.tls: is for store.endpoints", "cluster: fence_after 1.9s leaves less than stop_budget"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -42,6 +42,15 @@ store:
   quota_bytes: 2GiB
   # How long the agent waits for the store before giving up at start.
   start_timeout: 30s
+  # An existing etcd cluster to use instead of the embedded member:
+  # client URLs such as https://10.0.0.5:2379, and the PEM files of the
+  # connection (the CA of the servers' certificates; a client certificate
+  # and key when the servers ask for one). Empty: embedded.
+  endpoints: []
+  tls:
+    ca_file: ""
+    cert_file: ""
+    key_file: ""
 
 events:
   # Journal retention: the oldest segments are removed when the journal

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -69,6 +70,24 @@ func (c Config) Validate() error {
 	}
 	if q := c.Store.QuotaBytes; q < 16<<20 || q > 64<<30 {
 		bad("store.quota_bytes", "%v is outside 16MiB..64GiB", q)
+	}
+	for i, ep := range c.Store.Endpoints {
+		u, err := url.Parse(ep)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			bad(fmt.Sprintf("store.endpoints[%d]", i), "%q is not an etcd client URL such as https://10.0.0.5:2379", ep)
+		}
+	}
+	tls := c.Store.TLS
+	for key, f := range map[string]string{"store.tls.ca_file": tls.CAFile, "store.tls.cert_file": tls.CertFile, "store.tls.key_file": tls.KeyFile} {
+		if f != "" && !filepath.IsAbs(f) {
+			bad(key, "%q is not an absolute path", f)
+		}
+	}
+	if (tls.CertFile == "") != (tls.KeyFile == "") {
+		bad("store.tls", "cert_file and key_file go together")
+	}
+	if tls != (StoreTLS{}) && len(c.Store.Endpoints) == 0 {
+		bad("store.tls", "is for store.endpoints, which is empty (the embedded member needs no TLS settings)")
 	}
 	if t := c.Store.StartTimeout.D(); t < time.Second {
 		bad("store.start_timeout", "%v is too short; give the store at least 1s", t)

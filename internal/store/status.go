@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 
 	"github.com/steady-ha/steady/api"
@@ -13,6 +14,9 @@ import (
 
 // Status describes the store for "steady status".
 func (s *Store) Status(ctx context.Context) api.StoreStatus {
+	if s.etcd == nil {
+		return s.externalStatus(ctx)
+	}
 	st := api.StoreStatus{Mode: "embedded", Member: s.name, Role: "down"}
 	srv := s.etcd.Server
 	members := srv.Cluster().Members()
@@ -52,7 +56,39 @@ func (s *Store) Health(ctx context.Context) (api.Health, string) {
 	case st.Role == "no leader":
 		return api.HealthDegraded, "no raft leader"
 	}
+	if st.Mode == "external" {
+		return api.HealthOK, fmt.Sprintf("external etcd at %s, leader %s, revision %d", st.Member, st.Leader, st.Revision)
+	}
 	return api.HealthOK, fmt.Sprintf("%s member %s, %s, revision %d", st.Mode, st.Member, st.Role, st.Revision)
+}
+
+// externalStatus describes an external cluster: this node is a client.
+func (s *Store) externalStatus(ctx context.Context) api.StoreStatus {
+	st := api.StoreStatus{Mode: "external", Member: strings.Join(s.endpoints, ","), Role: "client"}
+	resp, err := s.cli.Get(ctx, Prefix, countOnly()...)
+	if err != nil {
+		st.Error = err.Error()
+		st.Role = "down"
+		return st
+	}
+	st.Revision = resp.Header.Revision
+	if ms, err := s.cli.MemberList(ctx); err == nil {
+		st.Members = len(ms.Members)
+		for _, ep := range s.endpoints {
+			sr, err := s.cli.Status(ctx, ep)
+			if err != nil {
+				continue
+			}
+			st.DBSize = sr.DbSize
+			for _, m := range ms.Members {
+				if m.ID == sr.Leader {
+					st.Leader = m.Name
+				}
+			}
+			break
+		}
+	}
+	return st
 }
 
 // newZapLogger routes etcd's zap logs into slog. etcd's info messages
@@ -136,7 +172,17 @@ func (s *Store) Members(ctx context.Context) ([]Member, error) {
 	if err != nil {
 		return nil, wrap(err)
 	}
-	lead := uint64(s.etcd.Server.Leader())
+	var lead uint64
+	if s.etcd != nil {
+		lead = uint64(s.etcd.Server.Leader())
+	} else {
+		for _, ep := range s.endpoints {
+			if sr, err := s.cli.Status(ctx, ep); err == nil {
+				lead = sr.Leader
+				break
+			}
+		}
+	}
 	out := make([]Member, 0, len(resp.Members))
 	for _, m := range resp.Members {
 		out = append(out, Member{Name: m.Name, Learner: m.IsLearner, Leader: m.ID == lead})

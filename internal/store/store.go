@@ -2,9 +2,11 @@
 // cluster state through it: keys (relative to /steady/v1/), values that
 // carry a schema version, transactions, watches and leases.
 //
-// Today the agent embeds a single etcd member in its data directory and
-// talks to it in process. The API hides the topology so that later members
-// and an external etcd cluster can be added without touching callers.
+// The agent embeds a single etcd member in its data directory and talks
+// to it in process, or, with Endpoints, is a client of an existing etcd
+// cluster (TLS with client certificates where the cluster asks for them).
+// Callers do not see the difference; more embedded members come with
+// joining nodes.
 //
 // A Store is safe for concurrent use. Open blocks until the store serves
 // or the start timeout passes; Close stops the embedded member.
@@ -12,10 +14,12 @@ package store
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -24,6 +28,7 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
@@ -54,15 +59,30 @@ type Options struct {
 	QuotaBytes   int64
 	StartTimeout time.Duration
 	Logger       *slog.Logger
+	// Endpoints, when set, name an existing etcd cluster: no member is
+	// embedded and Dir is not used. TLS secures the connection.
+	Endpoints []string
+	TLS       TLSFiles
+}
+
+// TLSFiles are the PEM files of a TLS connection to etcd: the CA that
+// signed the servers' certificates and, for client authentication, a
+// certificate and its key. All empty: plain TCP.
+type TLSFiles struct {
+	CA   string
+	Cert string
+	Key  string
 }
 
 // Store is a handle on steady's state in etcd.
 type Store struct {
-	etcd    *embed.Etcd
-	cli     *clientv3.Client
-	log     *slog.Logger
-	closing *atomic.Bool
-	name    string
+	etcd      *embed.Etcd // nil with an external cluster
+	cli       *clientv3.Client
+	log       *slog.Logger
+	closing   *atomic.Bool
+	name      string
+	endpoints []string // of an external cluster
+	errc      <-chan error
 }
 
 // Open starts the embedded member in opts.Dir (creating it on first use)
@@ -73,6 +93,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	if opts.StartTimeout <= 0 {
 		opts.StartTimeout = 30 * time.Second
+	}
+	if len(opts.Endpoints) > 0 {
+		return openExternal(ctx, opts)
 	}
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
@@ -126,14 +149,88 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		e.Close()
 		return nil, ctx.Err()
 	}
-	return &Store{etcd: e, cli: v3client.New(e.Server), log: opts.Logger, closing: closing, name: opts.Name}, nil
+	return &Store{etcd: e, cli: v3client.New(e.Server), log: opts.Logger, closing: closing, name: opts.Name, errc: e.Err()}, nil
 }
 
-// Close stops the embedded member. Outstanding calls fail.
+// openExternal connects to an existing etcd cluster and waits until it
+// answers.
+func openExternal(ctx context.Context, opts Options) (*Store, error) {
+	cfg := clientv3.Config{Endpoints: opts.Endpoints, DialTimeout: opts.StartTimeout,
+		Logger: newZapLogger(opts.Logger, &atomic.Bool{})}
+	if opts.TLS != (TLSFiles{}) {
+		info := transport.TLSInfo{TrustedCAFile: opts.TLS.CA, CertFile: opts.TLS.Cert, KeyFile: opts.TLS.Key}
+		tc, err := info.ClientConfig()
+		if err != nil {
+			return nil, fmt.Errorf("store: TLS settings for %s: %w", strings.Join(opts.Endpoints, ","), err)
+		}
+		cfg.TLS = tc
+	}
+	cli, err := clientv3.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("store: connecting to %s: %w", strings.Join(opts.Endpoints, ","), err)
+	}
+	sctx, cancel := context.WithTimeout(ctx, opts.StartTimeout)
+	defer cancel()
+	for {
+		_, err := cli.Get(sctx, Prefix, countOnly()...)
+		if err == nil {
+			break
+		}
+		if sctx.Err() != nil {
+			cli.Close()
+			if why := diagnose(opts.Endpoints, cfg.TLS); why != "" {
+				return nil, fmt.Errorf("%w: etcd at %s did not answer within %v: %s", ErrUnavailable, strings.Join(opts.Endpoints, ","), opts.StartTimeout, why)
+			}
+			return nil, fmt.Errorf("%w: etcd at %s did not answer within %v: %w", ErrUnavailable, strings.Join(opts.Endpoints, ","), opts.StartTimeout, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return &Store{cli: cli, log: opts.Logger, closing: &atomic.Bool{}, name: opts.Name, endpoints: opts.Endpoints, errc: make(chan error)}, nil
+}
+
+// diagnose finds why endpoints do not answer, which the etcd client
+// hides behind a deadline: a refused connection, or a TLS handshake the
+// server refused (a certificate from another CA).
+func diagnose(endpoints []string, tc *tls.Config) string {
+	for _, ep := range endpoints {
+		u, err := url.Parse(ep)
+		if err != nil {
+			continue
+		}
+		d := &net.Dialer{Timeout: 2 * time.Second}
+		if u.Scheme != "https" || tc == nil {
+			c, err := d.Dial("tcp", u.Host)
+			if err != nil {
+				return fmt.Sprintf("connecting to %s: %v", u.Host, err)
+			}
+			c.Close()
+			continue
+		}
+		c, err := tls.DialWithDialer(d, "tcp", u.Host, tc.Clone())
+		if err != nil {
+			return fmt.Sprintf("TLS with %s: %v", u.Host, err)
+		}
+		// With TLS 1.3 the server judges the client's certificate after
+		// the handshake: its refusal comes with the first read.
+		c.SetReadDeadline(time.Now().Add(time.Second))
+		_, err = c.Read(make([]byte, 1))
+		c.Close()
+		var ne net.Error
+		if err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
+			return fmt.Sprintf("TLS with %s: %v", u.Host, err)
+		}
+	}
+	return ""
+}
+
+// Close stops the embedded member, or disconnects from an external
+// cluster. Outstanding calls fail.
 func (s *Store) Close() error {
 	s.closing.Store(true)
 	err := s.cli.Close()
-	s.etcd.Close()
+	if s.etcd != nil {
+		s.etcd.Close()
+	}
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("store: %w", err)
 	}
@@ -141,8 +238,12 @@ func (s *Store) Close() error {
 }
 
 // ClientSocket is the path of the member's client socket, for etcdctl
-// when debugging: etcdctl --endpoints unix://PATH.
+// when debugging: etcdctl --endpoints unix://PATH ("" for an external
+// cluster).
 func (s *Store) ClientSocket() string {
+	if s.etcd == nil {
+		return ""
+	}
 	return s.etcd.Config().AdvertiseClientUrls[0].Path
 }
 
@@ -298,4 +399,4 @@ func (s *Store) Delete(ctx context.Context, key string) (bool, error) {
 
 // Err reports a fatal failure of the embedded member after it started; the
 // agent stops when it fires.
-func (s *Store) Err() <-chan error { return s.etcd.Err() }
+func (s *Store) Err() <-chan error { return s.errc }
