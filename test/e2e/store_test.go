@@ -2,10 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
-	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,88 +12,14 @@ import (
 	"github.com/steady-ha/steady/internal/cluster"
 )
 
-// pki writes a CA, and certificates signed by it for each name, into dir.
-func pki(t *testing.T, dir string, names ...string) *cluster.CA {
-	t.Helper()
-	ca, err := cluster.NewCA("ext", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ca.Save(dir); err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range names {
-		key, csr, err := cluster.NewNodeKey(n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cert, _, err := ca.Sign(csr, n, []net.IP{net.ParseIP("127.0.0.1")}, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		os.WriteFile(filepath.Join(dir, n+".crt"), cert, 0o644)
-		os.WriteFile(filepath.Join(dir, n+".key"), key, 0o600)
-	}
-	return ca
-}
-
-// externalEtcd starts Debian's etcd on loopback with TLS and client
-// certificates, and returns its client URL.
-func externalEtcd(t *testing.T, dir string) string {
-	t.Helper()
-	bin, err := exec.LookPath("etcd")
-	if err != nil {
-		t.Fatalf("etcd (Debian's etcd-server, installed by scripts/deps) is needed: %v", err)
-	}
-	client := fmt.Sprintf("https://127.0.0.1:%d", freePort(t))
-	peer := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
-	cmd := exec.Command(bin, "--name", "ext1", "--data-dir", filepath.Join(dir, "etcd"),
-		"--listen-client-urls", client, "--advertise-client-urls", client,
-		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer, "--initial-cluster", "ext1="+peer,
-		"--cert-file", filepath.Join(dir, "etcd.crt"), "--key-file", filepath.Join(dir, "etcd.key"),
-		"--trusted-ca-file", filepath.Join(dir, cluster.CACertFile), "--client-cert-auth")
-	log, _ := os.Create(filepath.Join(dir, "etcd.log"))
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			b, _ := os.ReadFile(filepath.Join(dir, "etcd.log"))
-			t.Logf("etcd log:\n%s", b)
-		}
-	})
-	return client
-}
-
-const externalConfig = `version: 1
-node:
-  name: {{.Name}}
-data_dir: {{.DataDir}}
-api:
-  socket: {{.Socket}}
-pmf:
-  cgroup: {{.Cgroup}}
-store:
-  endpoints: [%s]
-  tls:
-    ca_file: %s
-    cert_file: %s
-    key_file: %s
-`
-
 // Two agents on one external etcd (Debian's etcd-server, on loopback,
 // TLS with client certificates): no member is embedded, both nodes are up
 // and clients of the store, one is controller; when it is killed, the
 // other sees it down within the lease and becomes controller. An agent
 // with a certificate from another CA does not start, and says why.
 func TestExternalEtcd(t *testing.T) {
-	dir := t.TempDir()
-	pki(t, dir, "etcd", "steady")
-	url := externalEtcd(t, dir)
-	cfg := fmt.Sprintf(externalConfig, url, filepath.Join(dir, cluster.CACertFile), filepath.Join(dir, "steady.crt"), filepath.Join(dir, "steady.key"))
+	ext := StartExternalEtcd(t)
+	cfg := ext.Config()
 	a1 := StartAgent(t, AgentOptions{Config: strings.Replace(cfg, "{{.Name}}", "x1", 1)})
 	a2 := StartAgent(t, AgentOptions{Config: strings.Replace(cfg, "{{.Name}}", "x2", 1)})
 
@@ -162,9 +85,10 @@ func TestExternalEtcd(t *testing.T) {
 
 	// A certificate from another CA.
 	other := t.TempDir()
-	pki(t, other, "steady")
-	bad := NewAgent(t, AgentOptions{Config: strings.Replace(fmt.Sprintf(externalConfig, url, filepath.Join(dir, cluster.CACertFile),
-		filepath.Join(other, "steady.crt"), filepath.Join(other, "steady.key")), "{{.Name}}", "x3", 1) + "  start_timeout: 3s\n"})
+	writePKI(t, other, "steady")
+	foreign := ext
+	foreign.Cert, foreign.Key = filepath.Join(other, "steady.crt"), filepath.Join(other, "steady.key")
+	bad := NewAgent(t, AgentOptions{Config: strings.Replace(foreign.Config(), "{{.Name}}", "x3", 1) + "  start_timeout: 3s\n"})
 	err := bad.Start()
 	if err == nil || !strings.Contains(err.Error(), "did not answer") || !strings.Contains(err.Error(), "tls: ") {
 		t.Fatalf("an agent with a foreign certificate: %v", err)
