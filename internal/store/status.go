@@ -189,3 +189,70 @@ func (s *Store) Members(ctx context.Context) ([]Member, error) {
 	}
 	return out, nil
 }
+
+// AddLearner adds a member that will join at peerURL, as a learner (it
+// gets the log but does not vote until promoted), and returns the
+// initial-cluster string the new member starts with.
+func (s *Store) AddLearner(ctx context.Context, name, peerURL string) (string, error) {
+	resp, err := s.cli.MemberAddAsLearner(ctx, []string{peerURL})
+	if err != nil {
+		return "", wrap(err)
+	}
+	var parts []string
+	for _, m := range resp.Members {
+		n := m.Name
+		if m.ID == resp.Member.ID {
+			n = name
+		}
+		for _, u := range m.PeerURLs {
+			parts = append(parts, n+"="+u)
+		}
+	}
+	return strings.Join(parts, ","), nil
+}
+
+// Promote makes a learner a voting member. It fails while the learner
+// has not caught up with the log.
+func (s *Store) Promote(ctx context.Context, name string) error {
+	id, err := s.memberID(ctx, name)
+	if err != nil {
+		return err
+	}
+	_, err = s.cli.MemberPromote(ctx, id)
+	return wrap(err)
+}
+
+// RemoveMember removes a member from the store's cluster.
+func (s *Store) RemoveMember(ctx context.Context, name string) error {
+	id, err := s.memberID(ctx, name)
+	if err != nil {
+		return err
+	}
+	_, err = s.cli.MemberRemove(ctx, id)
+	return wrap(err)
+}
+
+// UpdatePeerURL changes where a member is reached by its peers (a
+// single member that becomes the first of a cluster).
+func (s *Store) UpdatePeerURL(ctx context.Context, name, peerURL string) error {
+	id, err := s.memberID(ctx, name)
+	if err != nil {
+		return err
+	}
+	_, err = s.cli.MemberUpdate(ctx, id, []string{peerURL})
+	return wrap(err)
+}
+
+func (s *Store) memberID(ctx context.Context, name string) (uint64, error) {
+	resp, err := s.cli.MemberList(ctx)
+	if err != nil {
+		return 0, wrap(err)
+	}
+	for _, m := range resp.Members {
+		if m.Name == name {
+			return m.ID, nil
+		}
+	}
+	// A member added but not started yet has no name: match none.
+	return 0, fmt.Errorf("%w: no store member %s", ErrNotFound, name)
+}

@@ -23,6 +23,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -63,6 +64,33 @@ type Options struct {
 	// embedded and Dir is not used. TLS secures the connection.
 	Endpoints []string
 	TLS       TLSFiles
+	// Cluster, when set, makes the embedded member one of a cluster of
+	// steady nodes: it listens for peers and remote clients on the
+	// node's address, with mutual TLS on the cluster's certificates.
+	Cluster *Cluster
+}
+
+// Cluster places the embedded member in a cluster of steady nodes.
+type Cluster struct {
+	Address    string // the node's IP address
+	PeerPort   int    // 2380
+	ClientPort int    // 2379
+	// TLS are the cluster CA and the node's certificate and key, used
+	// both ways for peers and remote clients.
+	TLS TLSFiles
+	// Token keeps members of different clusters apart (the cluster id).
+	Token string
+	// InitialCluster lists name=peerURL of every member when joining;
+	// empty when this member starts the cluster (or restarts: a member
+	// with data ignores it).
+	InitialCluster string
+	// Join: the member joins a running cluster (its data dir is new).
+	Join bool
+}
+
+// PeerURL is the peer URL of a member at address.
+func PeerURL(address string, port int) string {
+	return "https://" + net.JoinHostPort(address, strconv.Itoa(port))
 }
 
 // TLSFiles are the PEM files of a TLS connection to etcd: the CA that
@@ -118,6 +146,27 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	cfg.ListenPeerUrls = []url.URL{peerURL}
 	cfg.AdvertisePeerUrls = []url.URL{peerURL}
 	cfg.InitialCluster = opts.Name + "=" + peerURL.String()
+	if c := opts.Cluster; c != nil {
+		peer, err := url.Parse(PeerURL(c.Address, c.PeerPort))
+		if err != nil {
+			return nil, fmt.Errorf("store: peer address %q: %w", c.Address, err)
+		}
+		remote, _ := url.Parse("https://" + net.JoinHostPort(c.Address, strconv.Itoa(c.ClientPort)))
+		cfg.ListenPeerUrls = []url.URL{*peer}
+		cfg.AdvertisePeerUrls = []url.URL{*peer}
+		cfg.ListenClientUrls = []url.URL{clientURL, *remote}
+		cfg.AdvertiseClientUrls = []url.URL{*remote}
+		tlsInfo := transport.TLSInfo{TrustedCAFile: c.TLS.CA, CertFile: c.TLS.Cert, KeyFile: c.TLS.Key, ClientCertAuth: true}
+		cfg.PeerTLSInfo, cfg.ClientTLSInfo = tlsInfo, tlsInfo
+		cfg.InitialClusterToken = c.Token
+		cfg.InitialCluster = opts.Name + "=" + peer.String()
+		if c.InitialCluster != "" {
+			cfg.InitialCluster = c.InitialCluster
+		}
+		if c.Join {
+			cfg.ClusterState = embed.ClusterStateFlagExisting
+		}
+	}
 	cfg.ListenMetricsUrls = nil
 	cfg.TickMs = uint(opts.Heartbeat / time.Millisecond)
 	cfg.ElectionMs = uint(opts.Election / time.Millisecond)
