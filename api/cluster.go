@@ -33,3 +33,36 @@ type ClusterTiming struct {
 	Keepalive  Duration `json:"keepalive"`
 	FenceAfter Duration `json:"fence_after"`
 }
+
+// ClusterInitRequest asks to make this node the first of a new cluster.
+type ClusterInitRequest struct {
+	Name    string `json:"name"`
+	Address string `json:"address"`
+}
+
+// ClusterJoinRequest asks this node to join the cluster of the node at
+// Target with a token.
+type ClusterJoinRequest struct {
+	Target  string `json:"target"`
+	Token   string `json:"token"`
+	Address string `json:"address,omitempty"` // this node's; empty: the one that reaches Target
+}
+
+// ClusterFormed answers init and join: the agent restarts as a member.
+type ClusterFormed struct {
+	Name       string `json:"name"`
+	ID         string `json:"id"`
+	Address    string `json:"address"`
+	Restarting bool   `json:"restarting"`
+}
+
+// ClusterTokenRequest asks for a join token.
+type ClusterTokenRequest struct {
+	TTL Duration `json:"ttl,omitempty"` // default 1h
+}
+
+// ClusterToken is a one-time join token.
+type ClusterToken struct {
+	Token   string    `json:"token"`
+	Expires time.Time `json:"expires"`
+}

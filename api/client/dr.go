@@ -59,3 +59,23 @@ func (c *Client) ClusterStatus(ctx context.Context) (*api.ClusterStatus, error) 
 	var out api.ClusterStatus
 	return &out, c.do(ctx, "GET", "/v1/cluster/status", nil, nil, &out)
 }
+
+// ClusterInit makes this node the first of a new cluster; the agent
+// restarts.
+func (c *Client) ClusterInit(ctx context.Context, req api.ClusterInitRequest) (*api.ClusterFormed, error) {
+	var out api.ClusterFormed
+	return &out, c.do(ctx, "POST", "/v1/cluster/init", nil, req, &out)
+}
+
+// ClusterToken makes a one-time join token.
+func (c *Client) ClusterToken(ctx context.Context, req api.ClusterTokenRequest) (*api.ClusterToken, error) {
+	var out api.ClusterToken
+	return &out, c.do(ctx, "POST", "/v1/cluster/tokens", nil, req, &out)
+}
+
+// ClusterJoin joins this node to another node's cluster; the agent
+// restarts.
+func (c *Client) ClusterJoin(ctx context.Context, req api.ClusterJoinRequest) (*api.ClusterFormed, error) {
+	var out api.ClusterFormed
+	return &out, c.do(ctx, "POST", "/v1/cluster/join", nil, req, &out)
+}

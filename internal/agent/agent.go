@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -144,8 +145,18 @@ func New(ctx context.Context, opts Options) (_ *Agent, err error) {
 		return nil, err
 	}
 
-	// 5. The store.
+	// 5. The store: an embedded member (of a cluster, when the node
+	// belongs to one), or a client of an external etcd.
+	clusterState, err := cluster.LoadState(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	storeCluster, err := a.clusterStore(clusterState)
+	if err != nil {
+		return nil, err
+	}
 	a.store, err = store.Open(ctx, store.Options{
+		Cluster:      storeCluster,
 		Dir:          filepath.Join(cfg.DataDir, "store"),
 		Name:         node,
 		Heartbeat:    cfg.Store.Heartbeat.D(),
@@ -159,13 +170,20 @@ func New(ctx context.Context, opts Options) (_ *Agent, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := a.afterStoreOpen(ctx, clusterState); err != nil {
+		return nil, err
+	}
+	address := ""
+	if clusterState != nil {
+		address = clusterState.Address
+	}
 	// Membership: the node's lease, its liveness record and self-fencing.
 	clusterPub := a.bus.Publisher("steady:cluster")
 	a.member, err = cluster.Start(ctx, cluster.Options{
 		Store: a.store, Node: node,
 		TTL: cfg.Cluster.LeaseTTL.D(), Keepalive: cfg.Cluster.Keepalive.D(),
 		FenceAfter: cfg.Cluster.FenceAfter.D(), StopBudget: cfg.Cluster.StopBudget.D(),
-		Version: version.Version, Started: a.started,
+		Version: version.Version, Started: a.started, Address: address,
 		Publish: func(sub string, attrs api.Attrs) {
 			pctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()
@@ -264,7 +282,16 @@ func New(ctx context.Context, opts Options) (_ *Agent, err error) {
 		}()
 	}
 
-	// 11. The API, last: once it answers, everything behind it works.
+	// 11. The API, last: once it answers, everything behind it works. A
+	// cluster member also answers other nodes on its address.
+	var remote *server.Remote
+	if clusterState != nil {
+		tc, err := remoteTLS(cfg.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		remote = &server.Remote{Address: net.JoinHostPort(clusterState.Address, strconv.Itoa(clusterState.APIPort)), TLS: tc}
+	}
 	a.server, err = server.New(server.Options{
 		Socket:         cfg.API.Socket,
 		SocketGroup:    cfg.API.SocketGroup,
@@ -272,18 +299,20 @@ func New(ctx context.Context, opts Options) (_ *Agent, err error) {
 		Policy: auth.NewPolicy(auth.PolicyOptions{
 			AdminGroup: cfg.API.AdminGroup, ReadGroup: cfg.API.ReadGroup, AgentUID: uint32(os.Getuid()),
 		}),
-		Logger:      log.With("component", "api"),
-		Gatherer:    gatherer,
-		Registerer:  a.registry,
-		Status:      a.Status,
-		Bus:         a.bus,
-		Subscribers: a.subs,
-		PMF:         a.pmf,
-		RGM:         a.rgm,
-		DR:          a.dr,
-		RCM:         a.rcm,
-		Scripts:     a.scripts,
-		Cluster:     a.member,
+		Logger:       log.With("component", "api"),
+		Gatherer:     gatherer,
+		Registerer:   a.registry,
+		Status:       a.Status,
+		Bus:          a.bus,
+		Subscribers:  a.subs,
+		PMF:          a.pmf,
+		RGM:          a.rgm,
+		DR:           a.dr,
+		RCM:          a.rcm,
+		Scripts:      a.scripts,
+		Cluster:      a.member,
+		ClusterAdmin: clusterAdmin{a},
+		Remote:       remote,
 	})
 	if err != nil {
 		return nil, err
@@ -387,7 +416,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	case <-ctx.Done():
 		a.log.Info("agent stopping", "reason", context.Cause(ctx))
 	case err = <-a.fatal:
-		a.log.Error("agent stopping after a failure", "err", err)
+		if errors.Is(err, ErrRestart) {
+			a.log.Info("agent restarting", "reason", err)
+		} else {
+			a.log.Error("agent stopping after a failure", "err", err)
+		}
 	}
 	if cerr := a.Close(); cerr != nil && err == nil {
 		err = cerr

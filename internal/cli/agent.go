@@ -62,14 +62,20 @@ them, commented, with --print-default-config.
 			if note != "" {
 				log.Info(note)
 			}
-			a, err := agent.New(cmd.Context(), agent.Options{Config: cfg, Logger: log, Commands: commandNames(g.reg)})
-			if err != nil {
-				return err
+			for first := true; ; first = false {
+				a, err := agent.New(cmd.Context(), agent.Options{Config: cfg, Logger: log, Commands: commandNames(g.reg)})
+				if err != nil {
+					return err
+				}
+				if dev && first {
+					fmt.Fprintf(g.stderr, "steady agent running in development mode; in another shell:\n  export STEADY_SOCKET=%s\n  steady status\n", cfg.API.Socket)
+				}
+				// Joining or creating a cluster rebuilds the agent in place:
+				// same process, same supervised processes.
+				if err := a.Run(cmd.Context()); !errors.Is(err, agent.ErrRestart) {
+					return err
+				}
 			}
-			if dev {
-				fmt.Fprintf(g.stderr, "steady agent running in development mode; in another shell:\n  export STEADY_SOCKET=%s\n  steady status\n", cfg.API.Socket)
-			}
-			return a.Run(cmd.Context())
 		},
 	}
 	f := cmd.Flags()

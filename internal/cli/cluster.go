@@ -1,10 +1,12 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/steady-ha/steady/api"
 )
 
 func newClusterCmd(g *globals) *cobra.Command {
@@ -19,7 +21,7 @@ is the elected controller. See docs/cluster.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(&cobra.Command{
+	cmd.AddCommand(newClusterInitCmd(g), newClusterTokenCmd(g), newClusterJoinCmd(g), &cobra.Command{
 		Use:   "status",
 		Short: "Show the nodes, their state and store role, and the controller",
 		Long: `Show every node of the cluster: up, down or leaving; its role in the store
@@ -63,5 +65,137 @@ clock). Then the controller, this node's epoch, and the lease timing.`,
 			return err
 		},
 	})
+	return cmd
+}
+
+// waitBack waits until the agent answers again after it restarted to
+// take up a cluster configuration, showing progress.
+func waitBack(cmd *cobra.Command, g *globals) error {
+	fmt.Fprint(g.stderr, "the agent restarts as a cluster member ")
+	deadline := time.Now().Add(90 * time.Second)
+	time.Sleep(500 * time.Millisecond)
+	for {
+		ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Second)
+		st, err := g.client().ClusterStatus(ctx)
+		cancel()
+		if err == nil && len(st.Nodes) > 0 {
+			fmt.Fprintln(g.stderr, "done")
+			return nil
+		}
+		if time.Now().After(deadline) {
+			fmt.Fprintln(g.stderr)
+			return fmt.Errorf("the agent did not answer within 90s after restarting: %w", err)
+		}
+		fmt.Fprint(g.stderr, ".")
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+func newClusterInitCmd(g *globals) *cobra.Command {
+	var name, address string
+	cmd := &cobra.Command{
+		Use:   "init [--name NAME] [--address ADDRESS]",
+		Short: "Make this node the first of a new cluster",
+		Long: `Make this node the first of a new cluster: a cluster CA (ECDSA P-256) and this
+node's certificate are created in DATA_DIR/cluster/pki, and the agent restarts
+with its store member listening on ADDRESS (ports 2380 for store peers, 2379
+for store clients, 7946 for other agents), with mutual TLS. Its data is kept.
+Other nodes join with "steady cluster join" and a token from "steady cluster
+token create". A node that belongs to a cluster already is refused.`,
+		Example: `  steady cluster init --name prod --address 198.18.0.11`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			res, err := g.client().ClusterInit(cmd.Context(), api.ClusterInitRequest{Name: name, Address: address})
+			if err != nil {
+				return err
+			}
+			if err := waitBack(cmd, g); err != nil {
+				return err
+			}
+			if g.json() {
+				return printJSON(g.stdout, res)
+			}
+			_, err = fmt.Fprintf(g.stdout, "cluster %s created (id %s); this node serves it at %s\n", res.Name, res.ID, res.Address)
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&name, "name", "", "the cluster's name (default: this node's name)")
+	cmd.Flags().StringVar(&address, "address", "", "the address other nodes reach this node at (default: the first global address of an interface that is up)")
+	return cmd
+}
+
+func newClusterTokenCmd(g *globals) *cobra.Command {
+	token := &cobra.Command{
+		Use:   "token",
+		Short: "Make join tokens",
+		Long:  "Make one-time tokens that let a new node join the cluster.",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, args []string) error { return cmd.Help() },
+	}
+	var ttl time.Duration
+	create := &cobra.Command{
+		Use:   "create [--ttl D]",
+		Short: "Make a one-time join token",
+		Long: `Make a one-time join token, valid for --ttl. It holds a secret (only its hash is
+stored) and the fingerprint of the cluster CA, so that the joining node checks
+it talks to this cluster before it sends anything. Give it to
+"steady cluster join" on the new node; it works once. Only a node that holds
+the cluster CA can make tokens.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if ttl <= 0 {
+				return usagef(cmd, "--ttl %v: give a positive duration", ttl)
+			}
+			t, err := g.client().ClusterToken(cmd.Context(), api.ClusterTokenRequest{TTL: api.Duration(ttl)})
+			if err != nil {
+				return err
+			}
+			if g.json() {
+				return printJSON(g.stdout, t)
+			}
+			fmt.Fprintln(g.stdout, t.Token)
+			_, err = fmt.Fprintf(g.stderr, "valid once, until %s\n", localTime(t.Expires))
+			return err
+		},
+	}
+	create.Flags().DurationVar(&ttl, "ttl", time.Hour, "how long the token is valid")
+	token.AddCommand(create)
+	return token
+}
+
+func newClusterJoinCmd(g *globals) *cobra.Command {
+	var token, address string
+	cmd := &cobra.Command{
+		Use:   "join ADDRESS --token TOKEN [--address ADDRESS]",
+		Short: "Join this node to the cluster of the node at ADDRESS",
+		Long: `Join this node to the cluster of the node at ADDRESS (port 7946 unless given).
+This node makes its key and a certificate request; the other node checks the
+token, signs the request and adds this node's store member, which starts as a
+learner and votes once it has caught up (up to 5 voters). This node's own
+standalone store is kept aside in DATA_DIR, not merged. The agent restarts
+as a member. A wrong or expired token, or a node that answers with another
+cluster's certificate, is refused and nothing is written.`,
+		Example: `  steady cluster join 198.18.0.11 --token stj1.…`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if token == "" {
+				return usagef(cmd, "--token is required (make one with \"steady cluster token create\" on a member)")
+			}
+			res, err := g.client().ClusterJoin(cmd.Context(), api.ClusterJoinRequest{Target: args[0], Token: token, Address: address})
+			if err != nil {
+				return err
+			}
+			if err := waitBack(cmd, g); err != nil {
+				return err
+			}
+			if g.json() {
+				return printJSON(g.stdout, res)
+			}
+			_, err = fmt.Fprintf(g.stdout, "joined cluster %s (id %s) as %s\n", res.Name, res.ID, res.Address)
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&token, "token", "", "the join token")
+	cmd.Flags().StringVar(&address, "address", "", "this node's address (default: the one that reaches ADDRESS)")
 	return cmd
 }

@@ -369,10 +369,14 @@ func (m *Member) campaign(ctx context.Context) {
 		m.mu.Unlock()
 		m.log.Info("elected controller", "node", m.opts.Node, "epoch", epoch)
 		m.opts.Publish(SubclassController, api.Attrs{"node": api.String(m.opts.Node), "epoch": api.Int(int64(epoch))})
+		admin, _ := m.opts.Store.(StoreAdmin)
 		// Hold the office until the node's lease changes (a fence) or the
 		// key goes.
 		for ctx.Err() == nil {
 			time.Sleep(m.opts.Keepalive)
+			if admin != nil {
+				m.tendStore(ctx, admin)
+			}
 			m.mu.Lock()
 			still := m.lease == lease && !m.fence.Fenced()
 			m.mu.Unlock()
@@ -514,4 +518,36 @@ func (m *Member) Close() error {
 		return err
 	}
 	return nil
+}
+
+// tendStore is the controller's care of the store's membership: learners
+// that have started and caught up are promoted (up to MaxVoters voters).
+func (m *Member) tendStore(ctx context.Context, s StoreAdmin) {
+	ms, err := s.Members(ctx)
+	if err != nil {
+		return
+	}
+	voters := 0
+	for _, sm := range ms {
+		if !sm.Learner {
+			voters++
+		}
+	}
+	for _, sm := range ms {
+		if !sm.Learner || sm.Name == "" || voters >= MaxVoters {
+			continue
+		}
+		if err := s.Promote(ctx, sm.Name); err != nil {
+			m.log.Debug("promoting a learner", "member", sm.Name, "err", err)
+			continue
+		}
+		voters++
+		m.log.Info("promoted a store learner to voter", "member", sm.Name)
+	}
+}
+
+// StoreAdmin is the store's membership administration (*store.Store).
+type StoreAdmin interface {
+	Members(ctx context.Context) ([]store.Member, error)
+	Promote(ctx context.Context, name string) error
 }

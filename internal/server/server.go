@@ -60,6 +60,10 @@ type Options struct {
 	RCM         *rcm.Engine
 	Scripts     *script.Set
 	Cluster     *cluster.Member
+	// ClusterAdmin forms the cluster; Remote, when set, is the
+	// agent-to-agent listener.
+	ClusterAdmin ClusterAdmin
+	Remote       *Remote
 	// KeepAlive is the interval of comments on idle event streams.
 	KeepAlive time.Duration
 }
@@ -71,6 +75,7 @@ type Server struct {
 	mux  *http.ServeMux
 
 	http, metrics *http.Server
+	remote        *http.Server
 	ln, metricsLn net.Listener
 	base          context.Context // parent of every request; canceled first at Close
 	cancel        context.CancelFunc
@@ -162,6 +167,7 @@ func (s *Server) routes() []struct {
 		{"GET /metrics", auth.Read, s.getMetrics},
 	}
 	routes = append(routes, s.rgmRoutes()...)
+	routes = append(routes, s.clusterRoutes()...)
 	return append(routes, s.drRoutes()...)
 }
 
@@ -251,6 +257,13 @@ var errorCodes = []struct {
 	{rgm.ErrRefused, api.CodeRefused},
 	{rgm.ErrClosed, api.CodeUnavailable},
 	{model.ErrInvalid, api.CodeInvalid},
+	{cluster.ErrAlreadyMember, api.CodeConflict},
+	{cluster.ErrNotMember, api.CodeConflict},
+	{cluster.ErrJoin, api.CodeRefused},
+	{cluster.ErrTokenRefused, api.CodeRefused},
+	{cluster.ErrBadToken, api.CodeInvalid},
+	{cluster.ErrBadCSR, api.CodeInvalid},
+	{cluster.ErrBadNodeName, api.CodeInvalid},
 	{dr.ErrNotFound, api.CodeNotFound},
 	{dr.ErrInvalid, api.CodeInvalid},
 	{dr.ErrState, api.CodeConflict},
@@ -354,6 +367,12 @@ func (s *Server) Start() error {
 		s.metrics = &http.Server{Handler: m, ReadHeaderTimeout: 10 * time.Second}
 		s.serve(s.metrics, mln)
 	}
+	if s.opts.Remote != nil {
+		if err := s.startRemote(); err != nil {
+			s.Close(context.Background())
+			return err
+		}
+	}
 	return nil
 }
 
@@ -417,7 +436,7 @@ func listenSocket(path, group string) (net.Listener, error) {
 func (s *Server) Close(ctx context.Context) error {
 	s.cancel()
 	var errs []error
-	for _, hs := range []*http.Server{s.http, s.metrics} {
+	for _, hs := range []*http.Server{s.http, s.metrics, s.remote} {
 		if hs == nil {
 			continue
 		}

@@ -160,9 +160,10 @@ func zapAttrs(fields []zapcore.Field) []slog.Attr {
 
 // Member is one member of the etcd cluster that holds the store.
 type Member struct {
-	Name    string
-	Learner bool
-	Leader  bool
+	Name       string // empty until an added member has started
+	Learner    bool
+	Leader     bool
+	ClientURLs []string
 }
 
 // Members lists the store's members (voters and learners) and which one
@@ -185,7 +186,7 @@ func (s *Store) Members(ctx context.Context) ([]Member, error) {
 	}
 	out := make([]Member, 0, len(resp.Members))
 	for _, m := range resp.Members {
-		out = append(out, Member{Name: m.Name, Learner: m.IsLearner, Leader: m.ID == lead})
+		out = append(out, Member{Name: m.Name, Learner: m.IsLearner, Leader: m.ID == lead, ClientURLs: m.ClientURLs})
 	}
 	return out, nil
 }

@@ -198,6 +198,21 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		e.Close()
 		return nil, ctx.Err()
 	}
+	// A joining member is a learner until a voter promotes it, and serves
+	// nothing until then.
+	for e.Server.IsLearner() {
+		select {
+		case <-timer.C:
+			closing.Store(true)
+			e.Close()
+			return nil, fmt.Errorf("%w: the member joined as a learner and was not promoted within %v", ErrUnavailable, opts.StartTimeout)
+		case err := <-e.Err():
+			closing.Store(true)
+			e.Close()
+			return nil, fmt.Errorf("store: embedded etcd failed while joining: %w", err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 	return &Store{etcd: e, cli: v3client.New(e.Server), log: opts.Logger, closing: closing, name: opts.Name, errc: e.Err()}, nil
 }
 

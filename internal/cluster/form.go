@@ -1,0 +1,392 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/steady-ha/steady/internal/atomicfile"
+	"github.com/steady-ha/steady/internal/store"
+)
+
+// Errors of forming a cluster.
+var (
+	ErrAlreadyMember = errors.New("cluster: this node already belongs to a cluster")
+	ErrNotMember     = errors.New("cluster: this node belongs to no cluster")
+	ErrJoin          = errors.New("cluster: join refused")
+)
+
+// Ports of a clustered node, on its address.
+const (
+	DefaultPeerPort   = 2380
+	DefaultClientPort = 2379
+	DefaultAPIPort    = 7946
+	// MaxVoters is the largest number of voting store members; further
+	// nodes are learners only while they catch up, then clients.
+	MaxVoters = 5
+)
+
+const stateSchema = 1
+
+// State is what makes a node a member of a cluster, kept in
+// DATA_DIR/cluster/state.json next to its certificates in
+// DATA_DIR/cluster/pki.
+type State struct {
+	Schema     int       `json:"schema"`
+	Name       string    `json:"name"` // the cluster's
+	ID         string    `json:"id"`
+	Address    string    `json:"address"` // this node's
+	PeerPort   int       `json:"peer_port"`
+	ClientPort int       `json:"client_port"`
+	APIPort    int       `json:"api_port"`
+	Created    time.Time `json:"created"`
+	// InitialCluster and Join are for the first start of a joining node's
+	// store member.
+	InitialCluster string `json:"initial_cluster,omitempty"`
+	Join           bool   `json:"join,omitempty"`
+}
+
+// StateDir is the cluster directory in a data dir.
+func StateDir(dataDir string) string { return filepath.Join(dataDir, "cluster") }
+
+func pkiDir(dataDir string) string { return filepath.Join(StateDir(dataDir), "pki") }
+
+// LoadState reads the node's cluster state; nil when it belongs to none.
+func LoadState(dataDir string) (*State, error) {
+	p := filepath.Join(StateDir(dataDir), "state.json")
+	b, err := os.ReadFile(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	var st State
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("cluster: %s is damaged: %w", p, err)
+	}
+	if st.Schema != stateSchema {
+		return nil, fmt.Errorf("cluster: %s has schema %d, this steady reads %d", p, st.Schema, stateSchema)
+	}
+	return &st, nil
+}
+
+// Save writes the state durably.
+func (st *State) Save(dataDir string) error {
+	st.Schema = stateSchema
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(StateDir(dataDir), 0o700); err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	return atomicfile.Write(filepath.Join(StateDir(dataDir), "state.json"), b, 0o600)
+}
+
+// TLSFiles are the node's certificate files.
+func TLSFiles(dataDir string) store.TLSFiles {
+	d := pkiDir(dataDir)
+	return store.TLSFiles{CA: filepath.Join(d, CACertFile), Cert: filepath.Join(d, NodeCertFile), Key: filepath.Join(d, NodeKeyFile)}
+}
+
+// StoreCluster is the store's cluster placement for this state.
+func (st *State) StoreCluster(dataDir string) *store.Cluster {
+	return &store.Cluster{Address: st.Address, PeerPort: st.PeerPort, ClientPort: st.ClientPort, TLS: TLSFiles(dataDir),
+		Token: st.ID, InitialCluster: st.InitialCluster, Join: st.Join}
+}
+
+// Info is the cluster's record in the store.
+type Info struct {
+	Name    string    `json:"name"`
+	ID      string    `json:"id"`
+	CA      string    `json:"ca"` // the CA certificate, PEM
+	Created time.Time `json:"created"`
+}
+
+const (
+	infoKey       = "cluster/info"
+	infoSchema    = 1
+	tokenKeys     = "cluster/tokens/"
+	tokenSchema   = 1
+	revokedPrefix = "cluster/revoked/"
+)
+
+func writeCert(dataDir string, certPEM, keyPEM []byte, ca []byte) error {
+	d := pkiDir(dataDir)
+	if err := os.MkdirAll(d, 0o700); err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	for name, b := range map[string][]byte{NodeKeyFile: keyPEM, NodeCertFile: certPEM, CACertFile: ca} {
+		mode := os.FileMode(0o644)
+		if name == NodeKeyFile {
+			mode = 0o600
+		}
+		if err := atomicfile.Write(filepath.Join(d, name), b, mode); err != nil {
+			return fmt.Errorf("cluster: %w", err)
+		}
+	}
+	return nil
+}
+
+// Init makes the node the first of a new cluster: the CA, the node's
+// certificate, the cluster's record in the store and the state file. The
+// agent then restarts to serve its store member on address.
+func Init(ctx context.Context, s *store.Store, dataDir, node, name, address string) (*State, error) {
+	if st, err := LoadState(dataDir); err != nil {
+		return nil, err
+	} else if st != nil {
+		return nil, fmt.Errorf("%w %s (its state is in %s; \"steady cluster leave\" first)", ErrAlreadyMember, st.Name, StateDir(dataDir))
+	}
+	ip := net.ParseIP(address)
+	if ip == nil || ip.IsUnspecified() || ip.IsMulticast() {
+		return nil, fmt.Errorf("cluster: %q is not an address other nodes can reach this node at", address)
+	}
+	now := time.Now()
+	ca, err := NewCA(name, now)
+	if err != nil {
+		return nil, err
+	}
+	keyPEM, csr, err := NewNodeKey(node)
+	if err != nil {
+		return nil, err
+	}
+	certPEM, _, err := ca.Sign(csr, node, []net.IP{ip}, now)
+	if err != nil {
+		return nil, err
+	}
+	if err := ca.Save(pkiDir(dataDir)); err != nil {
+		return nil, err
+	}
+	if err := writeCert(dataDir, certPEM, keyPEM, ca.CertPEM); err != nil {
+		return nil, err
+	}
+	if _, err := s.Put(ctx, infoKey, infoSchema, Info{Name: name, ID: ca.ClusterID(), CA: string(ca.CertPEM), Created: now.UTC()}); err != nil {
+		return nil, fmt.Errorf("cluster: recording the cluster: %w", err)
+	}
+	st := &State{Name: name, ID: ca.ClusterID(), Address: ip.String(), PeerPort: DefaultPeerPort, ClientPort: DefaultClientPort,
+		APIPort: DefaultAPIPort, Created: now.UTC()}
+	if err := st.Save(dataDir); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// CreateToken makes a one-time join token valid for ttl and records it.
+func CreateToken(ctx context.Context, s *store.Store, dataDir string, ttl time.Duration, by string) (Token, TokenRecord, error) {
+	ca, err := LoadCA(pkiDir(dataDir))
+	if err != nil {
+		if errors.Is(err, ErrNoCA) {
+			return Token{}, TokenRecord{}, fmt.Errorf("%w: make one with \"steady cluster init\", or ask a node that holds the CA", ErrNotMember)
+		}
+		return Token{}, TokenRecord{}, err
+	}
+	t, rec, err := NewToken(ca.Fingerprint(), ttl, time.Now(), by)
+	if err != nil {
+		return Token{}, TokenRecord{}, err
+	}
+	if _, err := s.Put(ctx, tokenKeys+t.ID, tokenSchema, rec); err != nil {
+		return Token{}, TokenRecord{}, err
+	}
+	return t, rec, nil
+}
+
+// JoinRequest is what a joining node sends.
+type JoinRequest struct {
+	Token   string `json:"token"`
+	Node    string `json:"node"`
+	Address string `json:"address"`
+	CSR     string `json:"csr"`
+}
+
+// JoinResponse is what the cluster answers.
+type JoinResponse struct {
+	Name           string `json:"name"`
+	ID             string `json:"id"`
+	CA             string `json:"ca"`
+	Cert           string `json:"cert"`
+	InitialCluster string `json:"initial_cluster"`
+}
+
+// Admit checks a join request on a node that holds the CA: the token
+// opens its record (which is deleted in the same transaction: one use),
+// the node's name is free, the request is signed, and the node is added
+// to the store as a learner.
+func Admit(ctx context.Context, s *store.Store, dataDir string, req JoinRequest) (*JoinResponse, error) {
+	st, err := LoadState(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	if st == nil {
+		return nil, ErrNotMember
+	}
+	ca, err := LoadCA(pkiDir(dataDir))
+	if err != nil {
+		return nil, fmt.Errorf("%w: this node does not hold the cluster CA: %w", ErrJoin, err)
+	}
+	tok, err := ParseToken(req.Token)
+	if err != nil {
+		return nil, err
+	}
+	if !tok.MatchesCA(ca.Fingerprint()) {
+		return nil, fmt.Errorf("%w: the token is for another cluster", ErrJoin)
+	}
+	it, err := s.Get(ctx, tokenKeys+tok.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%w: unknown or already used token", ErrTokenRefused)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var rec TokenRecord
+	if err := it.Decode(&rec, tokenSchema); err != nil {
+		return nil, err
+	}
+	if err := rec.Check(tok, time.Now()); err != nil {
+		return nil, err
+	}
+	ip := net.ParseIP(req.Address)
+	if ip == nil || ip.IsUnspecified() {
+		return nil, fmt.Errorf("%w: %q is not an address", ErrJoin, req.Address)
+	}
+	if _, err := s.Get(ctx, membersPrefix+req.Node); err == nil {
+		return nil, fmt.Errorf("%w: a node named %s is already a member (remove it first)", ErrJoin, req.Node)
+	}
+	certPEM, _, err := ca.Sign([]byte(req.CSR), req.Node, []net.IP{ip}, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	// One use: the token's record goes now, or the join fails.
+	del, err := store.OpDelete(tokenKeys + tok.ID)
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.Txn(ctx, []store.Cond{store.Unchanged(tokenKeys+tok.ID, it.ModRevision)}, []store.Op{del}, nil)
+	if err != nil {
+		return nil, err
+	}
+	if !res.Succeeded {
+		return nil, fmt.Errorf("%w: the token was used at the same time", ErrTokenRefused)
+	}
+	// Just after a member was added or promoted, etcd refuses another
+	// change until the leader has heard from a majority for a while
+	// ("unhealthy cluster"): wait for it, a few seconds at most.
+	var initial string
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		initial, err = s.AddLearner(ctx, req.Node, store.PeerURL(ip.String(), st.PeerPort))
+		if err == nil || !strings.Contains(err.Error(), "unhealthy cluster") || time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: adding %s to the store: %w", ErrJoin, req.Node, err)
+	}
+	return &JoinResponse{Name: st.Name, ID: st.ID, CA: string(ca.CertPEM), Cert: string(certPEM), InitialCluster: initial}, nil
+}
+
+// Join asks the node at target (ADDRESS or ADDRESS:PORT) to admit this
+// node. It checks that target's certificate comes from the CA the token
+// names before sending anything, and on success writes the certificates
+// and the state; the agent then restarts to start its store member.
+// On failure nothing is written.
+func Join(ctx context.Context, dataDir, node, address, target, token string) (*State, error) {
+	if st, err := LoadState(dataDir); err != nil {
+		return nil, err
+	} else if st != nil {
+		return nil, fmt.Errorf("%w %s", ErrAlreadyMember, st.Name)
+	}
+	tok, err := ParseToken(token)
+	if err != nil {
+		return nil, err
+	}
+	if net.ParseIP(address) == nil {
+		return nil, fmt.Errorf("cluster: %q is not this node's address", address)
+	}
+	if _, _, err := net.SplitHostPort(target); err != nil {
+		target = net.JoinHostPort(target, strconv.Itoa(DefaultAPIPort))
+	}
+	keyPEM, csr, err := NewNodeKey(node)
+	if err != nil {
+		return nil, err
+	}
+	// The cluster's certificate is checked by the token's CA hash: the
+	// chain the server sends must end in a CA with that fingerprint.
+	var caCert *x509.Certificate
+	tc := &tls.Config{MinVersion: tls.VersionTLS13, InsecureSkipVerify: true,
+		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+			var certs []*x509.Certificate
+			for _, r := range raw {
+				c, err := x509.ParseCertificate(r)
+				if err != nil {
+					return err
+				}
+				certs = append(certs, c)
+			}
+			for _, c := range certs {
+				if c.IsCA && tok.MatchesCA(Fingerprint(c)) {
+					caCert = c
+				}
+			}
+			if caCert == nil || len(certs) == 0 {
+				return fmt.Errorf("%w: %s does not present the certificate of the cluster the token is for", ErrJoin, target)
+			}
+			pool := x509.NewCertPool()
+			pool.AddCert(caCert)
+			_, err := certs[0].Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+			return err
+		}}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: tc}, Timeout: 30 * time.Second}
+	body, _ := json.Marshal(JoinRequest{Token: token, Node: node, Address: address, CSR: string(csr)})
+	req, err := http.NewRequestWithContext(ctx, "POST", "https://"+target+"/v1/cluster/admit", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrJoin, target, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Message string `json:"message"`
+		}
+		json.Unmarshal(b, &e)
+		return nil, fmt.Errorf("%w by %s: %s", ErrJoin, target, e.Message)
+	}
+	var jr JoinResponse
+	if err := json.Unmarshal(b, &jr); err != nil {
+		return nil, fmt.Errorf("%w: %s answered %q", ErrJoin, target, b)
+	}
+	if got, err := ParseCert([]byte(jr.CA)); err != nil || !tok.MatchesCA(Fingerprint(got)) {
+		return nil, fmt.Errorf("%w: %s sent another CA than the token names", ErrJoin, target)
+	}
+	if err := writeCert(dataDir, []byte(jr.Cert), keyPEM, []byte(jr.CA)); err != nil {
+		return nil, err
+	}
+	st := &State{Name: jr.Name, ID: jr.ID, Address: address, PeerPort: DefaultPeerPort, ClientPort: DefaultClientPort,
+		APIPort: DefaultAPIPort, Created: time.Now().UTC(), InitialCluster: jr.InitialCluster, Join: true}
+	if err := st.Save(dataDir); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
