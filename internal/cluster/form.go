@@ -112,8 +112,25 @@ func (st *State) StoreCluster(dataDir string) *store.Cluster {
 type Info struct {
 	Name    string    `json:"name"`
 	ID      string    `json:"id"`
-	CA      string    `json:"ca"` // the CA certificate, PEM
+	CA      string    `json:"ca"`  // the CA certificate, PEM
+	Key     string    `json:"key"` // its key, PEM
 	Created time.Time `json:"created"`
+}
+
+// storeCA reads the cluster's CA from the store.
+func storeCA(ctx context.Context, s *store.Store) (*CA, error) {
+	it, err := s.Get(ctx, infoKey)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%w: make one with \"steady cluster init\"", ErrNotMember)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var info Info
+	if err := it.Decode(&info, infoSchema); err != nil {
+		return nil, err
+	}
+	return ParseCA([]byte(info.CA), []byte(info.Key))
 }
 
 const (
@@ -167,13 +184,17 @@ func Init(ctx context.Context, s *store.Store, dataDir, node, name, address stri
 	if err != nil {
 		return nil, err
 	}
-	if err := ca.Save(pkiDir(dataDir)); err != nil {
-		return nil, err
-	}
 	if err := writeCert(dataDir, certPEM, keyPEM, ca.CertPEM); err != nil {
 		return nil, err
 	}
-	if _, err := s.Put(ctx, infoKey, infoSchema, Info{Name: name, ID: ca.ClusterID(), CA: string(ca.CertPEM), Created: now.UTC()}); err != nil {
+	caKey, err := ca.KeyPEM()
+	if err != nil {
+		return nil, err
+	}
+	// The CA's key is in the store, which only members reach (mutual TLS
+	// with certificates it signed): any member can admit a node, and the
+	// cluster does not lose the CA with its first node.
+	if _, err := s.Put(ctx, infoKey, infoSchema, Info{Name: name, ID: ca.ClusterID(), CA: string(ca.CertPEM), Key: string(caKey), Created: now.UTC()}); err != nil {
 		return nil, fmt.Errorf("cluster: recording the cluster: %w", err)
 	}
 	st := &State{Name: name, ID: ca.ClusterID(), Address: ip.String(), PeerPort: DefaultPeerPort, ClientPort: DefaultClientPort,
@@ -186,11 +207,8 @@ func Init(ctx context.Context, s *store.Store, dataDir, node, name, address stri
 
 // CreateToken makes a one-time join token valid for ttl and records it.
 func CreateToken(ctx context.Context, s *store.Store, dataDir string, ttl time.Duration, by string) (Token, TokenRecord, error) {
-	ca, err := LoadCA(pkiDir(dataDir))
+	ca, err := storeCA(ctx, s)
 	if err != nil {
-		if errors.Is(err, ErrNoCA) {
-			return Token{}, TokenRecord{}, fmt.Errorf("%w: make one with \"steady cluster init\", or ask a node that holds the CA", ErrNotMember)
-		}
 		return Token{}, TokenRecord{}, err
 	}
 	t, rec, err := NewToken(ca.Fingerprint(), ttl, time.Now(), by)
@@ -232,9 +250,9 @@ func Admit(ctx context.Context, s *store.Store, dataDir string, req JoinRequest)
 	if st == nil {
 		return nil, ErrNotMember
 	}
-	ca, err := LoadCA(pkiDir(dataDir))
+	ca, err := storeCA(ctx, s)
 	if err != nil {
-		return nil, fmt.Errorf("%w: this node does not hold the cluster CA: %w", ErrJoin, err)
+		return nil, fmt.Errorf("%w: %w", ErrJoin, err)
 	}
 	tok, err := ParseToken(req.Token)
 	if err != nil {

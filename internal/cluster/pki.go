@@ -137,6 +137,31 @@ func (ca *CA) Save(dir string) error {
 	return nil
 }
 
+// KeyPEM is the CA's private key, PEM.
+func (ca *CA) KeyPEM() ([]byte, error) {
+	kder, err := x509.MarshalECPrivateKey(ca.key)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), nil
+}
+
+// ParseCA reads a CA from its certificate and key.
+func ParseCA(certPEM, keyPEM []byte) (*CA, error) {
+	cert, err := ParseCert(certPEM)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: the CA certificate: %w", err)
+	}
+	key, err := ParseKey(keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: the CA key: %w", err)
+	}
+	if !key.PublicKey.Equal(cert.PublicKey) {
+		return nil, errors.New("cluster: the CA key does not belong to the CA certificate")
+	}
+	return &CA{Cert: cert, CertPEM: certPEM, key: key}, nil
+}
+
 // LoadCA reads a CA saved by Save.
 func LoadCA(dir string) (*CA, error) {
 	certPEM, err := os.ReadFile(filepath.Join(dir, CACertFile))
