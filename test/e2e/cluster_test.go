@@ -203,3 +203,76 @@ func TestClusterLeaderHostKilled(t *testing.T) {
 		t.Fatalf("a used token: %d %s", r.Code, r.Stderr)
 	}
 }
+
+// eventTime is when a host's journal recorded the first event of
+// class/subclass whose node attribute is node, or zero.
+func eventTime(t *testing.T, h *Host, subclass, node string) time.Time {
+	t.Helper()
+	r := h.CLI("-o", "json", "events", "list", "--class", "EC_cluster", "--subclass", subclass)
+	var out struct {
+		Events []api.Event `json:"events"`
+	}
+	json.Unmarshal([]byte(r.Stdout), &out)
+	for _, e := range out.Events {
+		if n, _ := e.Attrs["node"].Str(); n == node {
+			return e.Time
+		}
+	}
+	return time.Time{}
+}
+
+// Cut one host's link: it fences itself before the others see its lease
+// expire (the order is read from the two sides' journals), then, healed,
+// it rejoins with a new epoch.
+func TestClusterCutHostFencesFirst(t *testing.T) {
+	n := NewNet(t)
+	hs := n.StartHosts(3)
+	formCluster(t, hs)
+	waitStatus(t, hs[0], "three voters up", 30*time.Second, func(cs api.ClusterStatus) bool {
+		v := 0
+		for _, nd := range cs.Nodes {
+			if nd.State == "up" && (nd.StoreRole == "voter" || nd.StoreRole == "leader") {
+				v++
+			}
+		}
+		return v == 3
+	})
+	cut, watcher := hs[2], hs[0]
+	if err := cut.Cut(); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, watcher, "the cut host down", 15*time.Second, func(cs api.ClusterStatus) bool {
+		st, _ := nodeState(cs, cut.Name)
+		return st == "down"
+	})
+	var fenced time.Time
+	deadline := time.Now().Add(10 * time.Second)
+	for fenced.IsZero() && time.Now().Before(deadline) {
+		fenced = eventTime(t, cut, "ESC_cluster_fenced", cut.Name)
+		time.Sleep(100 * time.Millisecond)
+	}
+	down := eventTime(t, watcher, "ESC_cluster_node_down", cut.Name)
+	if fenced.IsZero() || down.IsZero() {
+		t.Fatalf("fenced at %v (on %s), seen down at %v (on %s)", fenced, cut.Name, down, watcher.Name)
+	}
+	if !fenced.Before(down) {
+		t.Fatalf("%s fenced itself at %v, after %s saw it down at %v", cut.Name, fenced, watcher.Name, down)
+	}
+	t.Logf("fenced %v before the others saw the lease expire", down.Sub(fenced).Round(time.Millisecond))
+
+	if err := cut.Heal(); err != nil {
+		t.Fatal(err)
+	}
+	cs := waitStatus(t, watcher, "the healed host up again", 30*time.Second, func(cs api.ClusterStatus) bool {
+		st, _ := nodeState(cs, cut.Name)
+		return st == "up"
+	})
+	for _, nd := range cs.Nodes {
+		if nd.Name == cut.Name && nd.Epoch < 2 {
+			t.Fatalf("rejoined with epoch %d", nd.Epoch)
+		}
+	}
+	if eventTime(t, cut, "ESC_cluster_rejoined", cut.Name).IsZero() {
+		t.Fatal("no rejoined event")
+	}
+}
