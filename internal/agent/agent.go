@@ -155,6 +155,12 @@ func New(ctx context.Context, opts Options) (_ *Agent, err error) {
 	if err != nil {
 		return nil, err
 	}
+	endpoints := cfg.Store.Endpoints
+	storeTLS := store.TLSFiles{CA: cfg.Store.TLS.CAFile, Cert: cfg.Store.TLS.CertFile, Key: cfg.Store.TLS.KeyFile}
+	if clusterState != nil && clusterState.Client {
+		// A node beyond the fifth voter is a client of the voters.
+		endpoints, storeTLS = clusterState.Endpoints, cluster.TLSFiles(cfg.DataDir)
+	}
 	a.store, err = store.Open(ctx, store.Options{
 		Cluster:      storeCluster,
 		Dir:          filepath.Join(cfg.DataDir, "store"),
@@ -164,8 +170,8 @@ func New(ctx context.Context, opts Options) (_ *Agent, err error) {
 		QuotaBytes:   int64(cfg.Store.QuotaBytes),
 		StartTimeout: cfg.Store.StartTimeout.D(),
 		Logger:       log.With("component", "store"),
-		Endpoints:    cfg.Store.Endpoints,
-		TLS:          store.TLSFiles{CA: cfg.Store.TLS.CAFile, Cert: cfg.Store.TLS.CertFile, Key: cfg.Store.TLS.KeyFile},
+		Endpoints:    endpoints,
+		TLS:          storeTLS,
 	})
 	if err != nil {
 		return nil, err

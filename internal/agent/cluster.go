@@ -37,7 +37,7 @@ func (a *Agent) requestRestart() {
 // A node that has just been admitted starts its member afresh: its
 // standalone store is kept aside, not mixed into the cluster's.
 func (a *Agent) clusterStore(st *cluster.State) (*store.Cluster, error) {
-	if st == nil {
+	if st == nil || st.Client {
 		return nil, nil
 	}
 	if st.Join {
@@ -57,7 +57,7 @@ func (a *Agent) clusterStore(st *cluster.State) (*store.Cluster, error) {
 // serves: the first node's member is now reached at its address, and a
 // joined node's first start is over.
 func (a *Agent) afterStoreOpen(ctx context.Context, st *cluster.State) error {
-	if st == nil {
+	if st == nil || st.Client {
 		return nil
 	}
 	if err := a.store.UpdatePeerURL(ctx, a.node, store.PeerURL(st.Address, st.PeerPort)); err != nil {

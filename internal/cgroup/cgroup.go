@@ -77,18 +77,21 @@ type Dir string
 
 func (d Dir) File(name string) string { return filepath.Join(string(d), name) }
 
-// populated reads "populated" from cgroup.events.
-func (d Dir) Populated() (bool, error) {
+// Populated reads "populated" from cgroup.events.
+func (d Dir) Populated() (bool, error) { return d.event("populated") }
+
+// event reads one boolean field of cgroup.events.
+func (d Dir) event(name string) (bool, error) {
 	b, err := os.ReadFile(d.File("cgroup.events"))
 	if err != nil {
 		return false, err
 	}
 	for _, line := range bytes.Split(b, []byte{'\n'}) {
-		if v, ok := bytes.CutPrefix(line, []byte("populated ")); ok {
+		if v, ok := bytes.CutPrefix(line, []byte(name+" ")); ok {
 			return string(v) == "1", nil
 		}
 	}
-	return false, fmt.Errorf("cgroup: %s has no populated field", d.File("cgroup.events"))
+	return false, fmt.Errorf("cgroup: %s has no %s field", d.File("cgroup.events"), name)
 }
 
 // procs lists the processes in the cgroup.
@@ -122,6 +125,15 @@ func (d Dir) Signal(sig syscall.Signal) error {
 	frozen := d.Write("cgroup.freeze", "1") == nil
 	if frozen {
 		defer d.Write("cgroup.freeze", "0")
+		// Freezing is not immediate: a process in the middle of a fork
+		// finishes it first. Only once the cgroup reports frozen is the
+		// list complete (CI once saw a child forked past the list live on).
+		for i := 0; i < 50; i++ {
+			if f, err := d.event("frozen"); err != nil || f {
+				break
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
 	}
 	pids, err := d.Procs()
 	if err != nil {

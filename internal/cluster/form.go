@@ -56,6 +56,10 @@ type State struct {
 	// store member.
 	InitialCluster string `json:"initial_cluster,omitempty"`
 	Join           bool   `json:"join,omitempty"`
+	// Client: the cluster had its five voters when the node joined; it
+	// holds no store member and reaches the voters at Endpoints.
+	Client    bool     `json:"client,omitempty"`
+	Endpoints []string `json:"endpoints,omitempty"`
 }
 
 // StateDir is the cluster directory in a data dir.
@@ -102,8 +106,12 @@ func TLSFiles(dataDir string) store.TLSFiles {
 	return store.TLSFiles{CA: filepath.Join(d, CACertFile), Cert: filepath.Join(d, NodeCertFile), Key: filepath.Join(d, NodeKeyFile)}
 }
 
-// StoreCluster is the store's cluster placement for this state.
+// StoreCluster is the store's cluster placement for this state (nil for
+// a client-only node).
 func (st *State) StoreCluster(dataDir string) *store.Cluster {
+	if st.Client {
+		return nil
+	}
 	return &store.Cluster{Address: st.Address, PeerPort: st.PeerPort, ClientPort: st.ClientPort, TLS: TLSFiles(dataDir),
 		Token: st.ID, InitialCluster: st.InitialCluster, Join: st.Join}
 }
@@ -235,7 +243,10 @@ type JoinResponse struct {
 	ID             string `json:"id"`
 	CA             string `json:"ca"`
 	Cert           string `json:"cert"`
-	InitialCluster string `json:"initial_cluster"`
+	InitialCluster string `json:"initial_cluster,omitempty"`
+	// Client with Endpoints: the node joins without a store member.
+	Client    bool     `json:"client,omitempty"`
+	Endpoints []string `json:"endpoints,omitempty"`
 }
 
 // Admit checks a join request on a node that holds the CA: the token
@@ -298,6 +309,24 @@ func Admit(ctx context.Context, s *store.Store, dataDir string, req JoinRequest)
 	if !res.Succeeded {
 		return nil, fmt.Errorf("%w: the token was used at the same time", ErrTokenRefused)
 	}
+	resp := &JoinResponse{Name: st.Name, ID: st.ID, CA: string(ca.CertPEM), Cert: string(certPEM)}
+	ms, err := s.Members(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// Learners count: each will be promoted to a voter.
+	members := 0
+	for _, m := range ms {
+		members++
+		if !m.Learner {
+			resp.Endpoints = append(resp.Endpoints, m.ClientURLs...)
+		}
+	}
+	if members >= MaxVoters {
+		resp.Client = true
+		return resp, nil
+	}
+	resp.Endpoints = nil
 	// Just after a member was added or promoted, etcd refuses another
 	// change until the leader has heard from a majority for a while
 	// ("unhealthy cluster"): wait for it, a few seconds at most.
@@ -317,7 +346,8 @@ func Admit(ctx context.Context, s *store.Store, dataDir string, req JoinRequest)
 	if err != nil {
 		return nil, fmt.Errorf("%w: adding %s to the store: %w", ErrJoin, req.Node, err)
 	}
-	return &JoinResponse{Name: st.Name, ID: st.ID, CA: string(ca.CertPEM), Cert: string(certPEM), InitialCluster: initial}, nil
+	resp.InitialCluster = initial
+	return resp, nil
 }
 
 // Join asks the node at target (ADDRESS or ADDRESS:PORT) to admit this
@@ -402,7 +432,8 @@ func Join(ctx context.Context, dataDir, node, address, target, token string) (*S
 		return nil, err
 	}
 	st := &State{Name: jr.Name, ID: jr.ID, Address: address, PeerPort: DefaultPeerPort, ClientPort: DefaultClientPort,
-		APIPort: DefaultAPIPort, Created: time.Now().UTC(), InitialCluster: jr.InitialCluster, Join: true}
+		APIPort: DefaultAPIPort, Created: time.Now().UTC(), InitialCluster: jr.InitialCluster, Join: !jr.Client,
+		Client: jr.Client, Endpoints: jr.Endpoints}
 	if err := st.Save(dataDir); err != nil {
 		return nil, err
 	}

@@ -87,18 +87,24 @@ func TestTwoMembers(t *testing.T) {
 		t.Fatal(err)
 	}
 	c2.InitialCluster = initial
+	// A learner's Open waits for its promotion, which a voter makes once
+	// the learner has caught up.
+	promoted := make(chan error, 1)
+	go func() {
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			err := s1.Promote(ctx, "n2")
+			if err == nil || time.Now().After(deadline) {
+				promoted <- err
+				return
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}()
 	s2 := open(t, filepath.Join(base, "n2"), "n2", c2)
 	defer s2.Close()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		err := s1.Promote(ctx, "n2")
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("promote: %v", err)
-		}
-		time.Sleep(200 * time.Millisecond)
+	if err := <-promoted; err != nil {
+		t.Fatalf("promote: %v", err)
 	}
 	ms, err := s1.Members(ctx)
 	if err != nil || len(ms) != 2 || ms[0].Learner || ms[1].Learner {

@@ -276,3 +276,34 @@ func TestClusterCutHostFencesFirst(t *testing.T) {
 		t.Fatal("no rejoined event")
 	}
 }
+
+// Six hosts: the first five hold store members (voters), the sixth is a
+// client of them only, and is up like the others.
+func TestClusterSixHosts(t *testing.T) {
+	n := NewNet(t)
+	hs := n.StartHosts(6)
+	formCluster(t, hs)
+	cs := waitStatus(t, hs[5], "five voters and a client, all up", 60*time.Second, func(cs api.ClusterStatus) bool {
+		voters, clients, up := 0, 0, 0
+		for _, nd := range cs.Nodes {
+			switch nd.StoreRole {
+			case "voter", "leader":
+				voters++
+			case "client":
+				clients++
+			}
+			if nd.State == "up" {
+				up++
+			}
+		}
+		return voters == 5 && clients == 1 && up == 6
+	})
+	if _, role := nodeState(cs, hs[5].Name); role != "client" {
+		t.Fatalf("the sixth host is %s", role)
+	}
+	r := hs[5].CLI("-o", "json", "status")
+	var st api.Status
+	if err := json.Unmarshal([]byte(r.Stdout), &st); err != nil || st.Store.Role != "client" {
+		t.Fatalf("the sixth host's store: %v %+v", err, st.Store)
+	}
+}
