@@ -66,3 +66,8 @@ type ClusterToken struct {
 	Token   string    `json:"token"`
 	Expires time.Time `json:"expires"`
 }
+
+// ClusterRemoveRequest asks to remove a node that is gone.
+type ClusterRemoveRequest struct {
+	Node string `json:"node"`
+}

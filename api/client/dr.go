@@ -79,3 +79,8 @@ func (c *Client) ClusterJoin(ctx context.Context, req api.ClusterJoinRequest) (*
 	var out api.ClusterFormed
 	return &out, c.do(ctx, "POST", "/v1/cluster/join", nil, req, &out)
 }
+
+// ClusterRemove removes a node that is gone from the cluster.
+func (c *Client) ClusterRemove(ctx context.Context, node string) error {
+	return c.do(ctx, "POST", "/v1/cluster/remove", nil, api.ClusterRemoveRequest{Node: node}, nil)
+}

@@ -179,9 +179,9 @@ func New(ctx context.Context, opts Options) (_ *Agent, err error) {
 	if err := a.afterStoreOpen(ctx, clusterState); err != nil {
 		return nil, err
 	}
-	address := ""
+	address, crlPath := "", ""
 	if clusterState != nil {
-		address = clusterState.Address
+		address, crlPath = clusterState.Address, cluster.CRLPath(cfg.DataDir)
 	}
 	// Membership: the node's lease, its liveness record and self-fencing.
 	clusterPub := a.bus.Publisher("steady:cluster")
@@ -189,7 +189,7 @@ func New(ctx context.Context, opts Options) (_ *Agent, err error) {
 		Store: a.store, Node: node,
 		TTL: cfg.Cluster.LeaseTTL.D(), Keepalive: cfg.Cluster.Keepalive.D(),
 		FenceAfter: cfg.Cluster.FenceAfter.D(), StopBudget: cfg.Cluster.StopBudget.D(),
-		Version: version.Version, Started: a.started, Address: address,
+		Version: version.Version, Started: a.started, Address: address, CRLPath: crlPath,
 		Publish: func(sub string, attrs api.Attrs) {
 			pctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()

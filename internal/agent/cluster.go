@@ -92,8 +92,10 @@ func remoteTLS(dataDir string) (*tls.Config, error) {
 	pair.Certificate = append(pair.Certificate, ca.Raw)
 	pool := x509.NewCertPool()
 	pool.AddCert(ca)
+	crl := cluster.CRLPath(dataDir)
 	return &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{pair},
-		ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: pool}, nil
+		ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: pool,
+		VerifyConnection: func(cs tls.ConnectionState) error { return cluster.CheckCRL(crl, cs.PeerCertificates) }}, nil
 }
 
 // clusterAdmin implements server.ClusterAdmin for the agent.
@@ -156,6 +158,10 @@ func (c clusterAdmin) Join(ctx context.Context, target, token, address string) (
 	a.log.Info("admitted to a cluster; restarting as its member", "cluster", st.Name, "via", target)
 	a.requestRestart()
 	return st, nil
+}
+
+func (c clusterAdmin) Remove(ctx context.Context, node string) error {
+	return cluster.Remove(ctx, c.a.store, c.a.node, node)
 }
 
 func (c clusterAdmin) Admit(ctx context.Context, req cluster.JoinRequest) (*cluster.JoinResponse, error) {

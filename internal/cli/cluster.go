@@ -21,7 +21,7 @@ is the elected controller. See docs/cluster.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(newClusterInitCmd(g), newClusterTokenCmd(g), newClusterJoinCmd(g), &cobra.Command{
+	cmd.AddCommand(newClusterInitCmd(g), newClusterTokenCmd(g), newClusterJoinCmd(g), newClusterRemoveCmd(g), &cobra.Command{
 		Use:   "status",
 		Short: "Show the nodes, their state and store role, and the controller",
 		Long: `Show every node of the cluster: up, down or leaving; its role in the store
@@ -198,4 +198,23 @@ cluster's certificate, is refused and nothing is written.`,
 	cmd.Flags().StringVar(&token, "token", "", "the join token")
 	cmd.Flags().StringVar(&address, "address", "", "this node's address (default: the one that reaches ADDRESS)")
 	return cmd
+}
+
+func newClusterRemoveCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "remove NODE",
+		Short: "Remove a node that is gone",
+		Long: `Remove a node that is gone for good: its store member is removed, its
+certificate is revoked (every member refuses it from the next connection on)
+and it is no longer listed. A node that is up is refused (stop it first), as
+are this node and the node that holds the store's last voting member.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := g.client().ClusterRemove(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			_, err := fmt.Fprintf(g.stdout, "removed %s; its certificate is revoked\n", args[0])
+			return err
+		},
+	}
 }

@@ -100,11 +100,37 @@ func (st *State) Save(dataDir string) error {
 	return atomicfile.Write(filepath.Join(StateDir(dataDir), "state.json"), b, 0o600)
 }
 
+// CRLFile is the revocation list every member's listeners check.
+const CRLFile = "crl.der"
+
 // TLSFiles are the node's certificate files.
 func TLSFiles(dataDir string) store.TLSFiles {
 	d := pkiDir(dataDir)
-	return store.TLSFiles{CA: filepath.Join(d, CACertFile), Cert: filepath.Join(d, NodeCertFile), Key: filepath.Join(d, NodeKeyFile)}
+	return store.TLSFiles{CA: filepath.Join(d, CACertFile), Cert: filepath.Join(d, NodeCertFile), Key: filepath.Join(d, NodeKeyFile),
+		CRL: filepath.Join(d, CRLFile)}
 }
+
+// CRLPath is where the node keeps the cluster's revocation list.
+func CRLPath(dataDir string) string { return filepath.Join(pkiDir(dataDir), CRLFile) }
+
+// certRecord is the certificate a node was given, so that removing the
+// node can revoke it.
+type certRecord struct {
+	Serial string    `json:"serial"`
+	Issued time.Time `json:"issued"`
+}
+
+// crlRecord is the cluster's current revocation list.
+type crlRecord struct {
+	DER    []byte `json:"der"`
+	Number int64  `json:"number"`
+}
+
+const (
+	certKeys  = "cluster/certs/"
+	crlKey    = "cluster/crl"
+	crlSchema = 1
+)
 
 // StoreCluster is the store's cluster placement for this state (nil for
 // a client-only node).
@@ -188,11 +214,24 @@ func Init(ctx context.Context, s *store.Store, dataDir, node, name, address stri
 	if err != nil {
 		return nil, err
 	}
-	certPEM, _, err := ca.Sign(csr, node, []net.IP{ip}, now)
+	certPEM, cert, err := ca.Sign(csr, node, []net.IP{ip}, now)
 	if err != nil {
 		return nil, err
 	}
 	if err := writeCert(dataDir, certPEM, keyPEM, ca.CertPEM); err != nil {
+		return nil, err
+	}
+	crl, err := ca.CRL(nil, 1, now)
+	if err != nil {
+		return nil, err
+	}
+	if err := atomicfile.Write(CRLPath(dataDir), crl, 0o644); err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	if _, err := s.Put(ctx, crlKey, crlSchema, crlRecord{DER: crl, Number: 1}); err != nil {
+		return nil, err
+	}
+	if _, err := s.Put(ctx, certKeys+node, 1, certRecord{Serial: SerialOf(cert), Issued: now.UTC()}); err != nil {
 		return nil, err
 	}
 	caKey, err := ca.KeyPEM()
@@ -244,6 +283,8 @@ type JoinResponse struct {
 	CA             string `json:"ca"`
 	Cert           string `json:"cert"`
 	InitialCluster string `json:"initial_cluster,omitempty"`
+	// CRL is the cluster's revocation list (DER).
+	CRL []byte `json:"crl"`
 	// Client with Endpoints: the node joins without a store member.
 	Client    bool     `json:"client,omitempty"`
 	Endpoints []string `json:"endpoints,omitempty"`
@@ -293,9 +334,13 @@ func Admit(ctx context.Context, s *store.Store, dataDir string, req JoinRequest)
 	if _, err := s.Get(ctx, membersPrefix+req.Node); err == nil {
 		return nil, fmt.Errorf("%w: a node named %s is already a member (remove it first)", ErrJoin, req.Node)
 	}
-	certPEM, _, err := ca.Sign([]byte(req.CSR), req.Node, []net.IP{ip}, time.Now())
+	certPEM, cert, err := ca.Sign([]byte(req.CSR), req.Node, []net.IP{ip}, time.Now())
 	if err != nil {
 		return nil, err
+	}
+	var crl crlRecord
+	if it, err := s.Get(ctx, crlKey); err == nil {
+		it.Decode(&crl, crlSchema)
 	}
 	// One use: the token's record goes now, or the join fails.
 	del, err := store.OpDelete(tokenKeys + tok.ID)
@@ -309,7 +354,10 @@ func Admit(ctx context.Context, s *store.Store, dataDir string, req JoinRequest)
 	if !res.Succeeded {
 		return nil, fmt.Errorf("%w: the token was used at the same time", ErrTokenRefused)
 	}
-	resp := &JoinResponse{Name: st.Name, ID: st.ID, CA: string(ca.CertPEM), Cert: string(certPEM)}
+	if _, err := s.Put(ctx, certKeys+req.Node, 1, certRecord{Serial: SerialOf(cert), Issued: time.Now().UTC()}); err != nil {
+		return nil, err
+	}
+	resp := &JoinResponse{Name: st.Name, ID: st.ID, CA: string(ca.CertPEM), Cert: string(certPEM), CRL: crl.DER}
 	ms, err := s.Members(ctx)
 	if err != nil {
 		return nil, err
@@ -431,6 +479,9 @@ func Join(ctx context.Context, dataDir, node, address, target, token string) (*S
 	if err := writeCert(dataDir, []byte(jr.Cert), keyPEM, []byte(jr.CA)); err != nil {
 		return nil, err
 	}
+	if err := atomicfile.Write(CRLPath(dataDir), jr.CRL, 0o644); err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
 	st := &State{Name: jr.Name, ID: jr.ID, Address: address, PeerPort: DefaultPeerPort, ClientPort: DefaultClientPort,
 		APIPort: DefaultAPIPort, Created: time.Now().UTC(), InitialCluster: jr.InitialCluster, Join: !jr.Client,
 		Client: jr.Client, Endpoints: jr.Endpoints}
@@ -438,4 +489,104 @@ func Join(ctx context.Context, dataDir, node, address, target, token string) (*S
 		return nil, err
 	}
 	return st, nil
+}
+
+// Remove takes a node that is gone out of the cluster: its store member
+// is removed, its certificate revoked (every member's listeners refuse it
+// from the next connection on) and its records deleted. A node that is up
+// is refused (it should leave), as are this node and the last voter.
+func Remove(ctx context.Context, s *store.Store, self, node string) error {
+	if node == self {
+		return fmt.Errorf("%w: %s is this node; run \"steady cluster leave\" on a node to take it out", ErrRemove, node)
+	}
+	if _, err := s.Get(ctx, membersPrefix+node); errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("%w: no member %s", store.ErrNotFound, node)
+	} else if err != nil {
+		return err
+	}
+	if _, err := s.Get(ctx, livePrefix+node); err == nil {
+		return fmt.Errorf("%w: %s is up; stop it first, or have it leave", ErrRemove, node)
+	}
+	ms, err := s.Members(ctx)
+	if err != nil {
+		return err
+	}
+	voters := 0
+	var target *store.Member
+	for i := range ms {
+		if !ms[i].Learner {
+			voters++
+		}
+		if ms[i].Name == node {
+			target = &ms[i]
+		}
+	}
+	if target != nil {
+		if !target.Learner && voters <= 1 {
+			return fmt.Errorf("%w: %s holds the last voting member of the store", ErrRemove, node)
+		}
+		if err := s.RemoveMember(ctx, node); err != nil {
+			return fmt.Errorf("%w: removing the store member of %s: %w", ErrRemove, node, err)
+		}
+	}
+	ca, err := storeCA(ctx, s)
+	if err != nil {
+		return err
+	}
+	if it, err := s.Get(ctx, certKeys+node); err == nil {
+		var cr certRecord
+		if it.Decode(&cr, 1) == nil {
+			if _, err := s.Put(ctx, revokedPrefix+cr.Serial, 1, map[string]any{"node": node, "revoked": time.Now().UTC()}); err != nil {
+				return err
+			}
+		}
+	}
+	revoked, _, err := s.List(ctx, revokedPrefix)
+	if err != nil {
+		return err
+	}
+	var serials []string
+	for _, it := range revoked {
+		serials = append(serials, strings.TrimPrefix(it.Key, revokedPrefix))
+	}
+	var old crlRecord
+	if it, err := s.Get(ctx, crlKey); err == nil {
+		it.Decode(&old, crlSchema)
+	}
+	der, err := ca.CRL(serials, old.Number+1, time.Now())
+	if err != nil {
+		return err
+	}
+	if _, err := s.Put(ctx, crlKey, crlSchema, crlRecord{DER: der, Number: old.Number + 1}); err != nil {
+		return err
+	}
+	for _, k := range []string{membersPrefix + node, certKeys + node, electionPrefix + node} {
+		if _, err := s.Delete(ctx, k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ErrRemove: a node cannot be removed.
+var ErrRemove = errors.New("cluster: cannot remove")
+
+// SyncCRL writes the cluster's revocation list to path when the store
+// holds a newer one than the file.
+func SyncCRL(ctx context.Context, s Store, path string, have int64) (int64, error) {
+	it, err := s.Get(ctx, crlKey)
+	if err != nil {
+		return have, err
+	}
+	var rec crlRecord
+	if err := it.Decode(&rec, crlSchema); err != nil {
+		return have, err
+	}
+	if rec.Number <= have {
+		return have, nil
+	}
+	if err := atomicfile.Write(path, rec.DER, 0o644); err != nil {
+		return have, err
+	}
+	return rec.Number, nil
 }

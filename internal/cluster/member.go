@@ -60,6 +60,9 @@ type Options struct {
 	Version    string
 	Address    string
 	Started    time.Time
+	// CRLPath, when set, is kept in step with the cluster's revocation
+	// list (the store member's listeners read it on every connection).
+	CRLPath string
 	// Publish sends an EC_cluster event (best effort).
 	Publish func(subclass string, attrs api.Attrs)
 	Logger  *slog.Logger
@@ -140,7 +143,8 @@ func Start(ctx context.Context, opts Options) (*Member, error) {
 	}
 	bg, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
-	m.wg.Add(4)
+	m.wg.Add(5)
+	go m.syncCRL(bg)
 	go m.keepalive(bg)
 	go m.watchdog(bg)
 	go m.campaign(bg)
@@ -550,4 +554,27 @@ func (m *Member) tendStore(ctx context.Context, s StoreAdmin) {
 type StoreAdmin interface {
 	Members(ctx context.Context) ([]store.Member, error)
 	Promote(ctx context.Context, name string) error
+}
+
+// syncCRL keeps the node's copy of the revocation list current.
+func (m *Member) syncCRL(ctx context.Context) {
+	defer m.wg.Done()
+	if m.opts.CRLPath == "" {
+		return
+	}
+	have := int64(0)
+	for {
+		n, err := SyncCRL(ctx, m.opts.Store, m.opts.CRLPath, have)
+		if err == nil && n != have {
+			if have != 0 {
+				m.log.Info("revocation list updated", "number", n)
+			}
+			have = n
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
 }

@@ -22,6 +22,7 @@ type ClusterAdmin interface {
 	CreateToken(ctx context.Context, ttl time.Duration, by string) (string, time.Time, error)
 	Join(ctx context.Context, target, token, address string) (*cluster.State, error)
 	Admit(ctx context.Context, req cluster.JoinRequest) (*cluster.JoinResponse, error)
+	Remove(ctx context.Context, node string) error
 }
 
 // Remote is the agent-to-agent listener: TLS on the node's address with
@@ -45,6 +46,7 @@ func (s *Server) clusterRoutes() []struct {
 		{"POST /v1/cluster/init", auth.Change, s.clusterInit},
 		{"POST /v1/cluster/tokens", auth.Change, s.clusterToken},
 		{"POST /v1/cluster/join", auth.Change, s.clusterJoin},
+		{"POST /v1/cluster/remove", auth.Change, s.clusterRemove},
 	}
 }
 
@@ -124,5 +126,17 @@ func (s *Server) startRemote() error {
 	s.remote = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return s.base },
 		ErrorLog: nil}
 	s.serve(s.remote, tls.NewListener(ln, r.TLS))
+	return nil
+}
+
+func (s *Server) clusterRemove(w http.ResponseWriter, r *http.Request) error {
+	var req api.ClusterRemoveRequest
+	if err := decodeBody(r, &req); err != nil {
+		return err
+	}
+	if err := s.opts.ClusterAdmin.Remove(r.Context(), req.Node); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"removed": req.Node})
 	return nil
 }

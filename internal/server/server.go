@@ -260,6 +260,7 @@ var errorCodes = []struct {
 	{cluster.ErrAlreadyMember, api.CodeConflict},
 	{cluster.ErrNotMember, api.CodeConflict},
 	{cluster.ErrJoin, api.CodeRefused},
+	{cluster.ErrRemove, api.CodeConflict},
 	{cluster.ErrTokenRefused, api.CodeRefused},
 	{cluster.ErrBadToken, api.CodeInvalid},
 	{cluster.ErrBadCSR, api.CodeInvalid},

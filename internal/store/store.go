@@ -100,6 +100,9 @@ type TLSFiles struct {
 	CA   string
 	Cert string
 	Key  string
+	// CRL is a revocation list (DER) that the member's listeners check
+	// on every connection; empty: none.
+	CRL string
 }
 
 // Store is a handle on steady's state in etcd.
@@ -156,7 +159,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		cfg.AdvertisePeerUrls = []url.URL{*peer}
 		cfg.ListenClientUrls = []url.URL{clientURL, *remote}
 		cfg.AdvertiseClientUrls = []url.URL{*remote}
-		tlsInfo := transport.TLSInfo{TrustedCAFile: c.TLS.CA, CertFile: c.TLS.Cert, KeyFile: c.TLS.Key, ClientCertAuth: true}
+		tlsInfo := transport.TLSInfo{TrustedCAFile: c.TLS.CA, CertFile: c.TLS.Cert, KeyFile: c.TLS.Key, ClientCertAuth: true, CRLFile: c.TLS.CRL}
 		cfg.PeerTLSInfo, cfg.ClientTLSInfo = tlsInfo, tlsInfo
 		cfg.InitialClusterToken = c.Token
 		cfg.InitialCluster = opts.Name + "=" + peer.String()
@@ -222,7 +225,7 @@ func openExternal(ctx context.Context, opts Options) (*Store, error) {
 	cfg := clientv3.Config{Endpoints: opts.Endpoints, DialTimeout: opts.StartTimeout,
 		Logger: newZapLogger(opts.Logger, &atomic.Bool{})}
 	if opts.TLS != (TLSFiles{}) {
-		info := transport.TLSInfo{TrustedCAFile: opts.TLS.CA, CertFile: opts.TLS.Cert, KeyFile: opts.TLS.Key}
+		info := transport.TLSInfo{TrustedCAFile: opts.TLS.CA, CertFile: opts.TLS.Cert, KeyFile: opts.TLS.Key, CRLFile: opts.TLS.CRL}
 		tc, err := info.ClientConfig()
 		if err != nil {
 			return nil, fmt.Errorf("store: TLS settings for %s: %w", strings.Join(opts.Endpoints, ","), err)

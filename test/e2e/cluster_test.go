@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -305,5 +306,73 @@ func TestClusterSixHosts(t *testing.T) {
 	var st api.Status
 	if err := json.Unmarshal([]byte(r.Stdout), &st); err != nil || st.Store.Role != "client" {
 		t.Fatalf("the sixth host's store: %v %+v", err, st.Store)
+	}
+}
+
+// Remove a dead node: its store member goes, it is no longer listed, and
+// its certificate no longer opens a connection to the others. A node that
+// is up, and the node itself, are refused.
+func TestClusterRemoveDeadNode(t *testing.T) {
+	n := NewNet(t)
+	hs := n.StartHosts(3)
+	formCluster(t, hs)
+	waitStatus(t, hs[0], "three voters up", 30*time.Second, func(cs api.ClusterStatus) bool {
+		v := 0
+		for _, nd := range cs.Nodes {
+			if nd.State == "up" && (nd.StoreRole == "voter" || nd.StoreRole == "leader") {
+				v++
+			}
+		}
+		return v == 3
+	})
+	pki := filepath.Join(hs[2].DataDir, "cluster", "pki")
+	health := func(from *Host, certDir, node string) Result {
+		return from.Exec("curl", "-s", "-m", "3", "--cacert", filepath.Join(certDir, "ca.crt"),
+			"--cert", filepath.Join(certDir, "node.crt"), "--key", filepath.Join(certDir, "node.key"),
+			"https://"+hs[0].Addr+":2379/health")
+	}
+	if r := health(hs[1], pki, hs[2].Name); r.Code != 0 {
+		t.Fatalf("n3's certificate before the removal: %d %s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	if r := hs[0].CLI("cluster", "remove", hs[1].Name); r.Code != api.ExitConflict || !strings.Contains(r.Stderr, "is up") {
+		t.Fatalf("removing a node that is up: %d %s", r.Code, r.Stderr)
+	}
+	if r := hs[0].CLI("cluster", "remove", hs[0].Name); r.Code != api.ExitConflict || !strings.Contains(r.Stderr, "this node") {
+		t.Fatalf("removing itself: %d %s", r.Code, r.Stderr)
+	}
+	hs[2].Kill()
+	waitStatus(t, hs[0], "n3 down", 15*time.Second, func(cs api.ClusterStatus) bool {
+		st, _ := nodeState(cs, hs[2].Name)
+		return st == "down"
+	})
+	if r := hs[0].CLI("cluster", "remove", hs[2].Name); r.Code != 0 {
+		t.Fatalf("remove: %d %s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	cs := waitStatus(t, hs[1], "two nodes, two voters", 15*time.Second, func(cs api.ClusterStatus) bool {
+		v := 0
+		for _, nd := range cs.Nodes {
+			if nd.StoreRole == "voter" || nd.StoreRole == "leader" {
+				v++
+			}
+		}
+		return len(cs.Nodes) == 2 && v == 2
+	})
+	if st, _ := nodeState(cs, hs[2].Name); st != "" {
+		t.Fatalf("n3 still listed: %+v", cs)
+	}
+	// Every member refreshes its revocation list within a few seconds.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := health(hs[1], pki, hs[2].Name)
+		if r.Code != 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("n3's certificate still works after its removal: %s", r.Stdout)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if r := health(hs[1], filepath.Join(hs[1].DataDir, "cluster", "pki"), hs[1].Name); r.Code != 0 {
+		t.Fatalf("n2's own certificate: %d %s%s", r.Code, r.Stdout, r.Stderr)
 	}
 }
