@@ -19,22 +19,7 @@ func clusterStatus(t *testing.T, h *Host) (api.ClusterStatus, Result) {
 }
 
 // formCluster inits the cluster on the first host and joins the others.
-func formCluster(t *testing.T, hs []*Host) {
-	t.Helper()
-	if r := hs[0].CLI("cluster", "init", "--name", "e2e", "--address", hs[0].Addr); r.Code != 0 {
-		t.Fatalf("init: %d\n%s%s", r.Code, r.Stdout, r.Stderr)
-	}
-	for _, h := range hs[1:] {
-		r := hs[0].CLI("cluster", "token", "create", "--ttl", "10m")
-		if r.Code != 0 {
-			t.Fatalf("token: %s%s", r.Stdout, r.Stderr)
-		}
-		tok := strings.TrimSpace(r.Stdout)
-		if r := h.CLI("cluster", "join", hs[0].Addr, "--token", tok); r.Code != 0 {
-			t.Fatalf("join %s: %d\n%s%s", h.Name, r.Code, r.Stdout, r.Stderr)
-		}
-	}
-}
+func formCluster(t *testing.T, hs []*Host) { hs[0].net.FormCluster(hs) }
 
 // Three hosts: init, join, join. Every host sees the same three nodes up,
 // three voters with one leader, and the same controller.

@@ -54,8 +54,10 @@ uevents:
 type Net struct {
 	t      testing.TB
 	Switch string // the network namespace that holds the bridge
-	mu     sync.Mutex
-	hosts  []*Host
+	// Plain runs the binary built without the race detector (benchmarks).
+	Plain bool
+	mu    sync.Mutex
+	hosts []*Host
 }
 
 // NewNet creates the switch namespace and its bridge; everything is
@@ -207,7 +209,7 @@ exec "$@"
 // agent as its PID 1 and waits until the agent answers.
 func (h *Host) Start() error {
 	n := h.net
-	bin := Binary(n.t)
+	bin := n.binary()
 	h.mu.Lock()
 	if h.cmd != nil && h.exited != nil {
 		select {
@@ -382,13 +384,38 @@ func (h *Host) Log() string {
 // CLI runs "steady ARGS..." against the host's agent, in the host's
 // network namespace.
 func (h *Host) CLI(args ...string) Result {
-	return h.Exec(append([]string{Binary(h.net.t), "--socket", h.Socket}, args...)...)
+	return h.Exec(append([]string{h.net.binary(), "--socket", h.Socket}, args...)...)
+}
+
+func (n *Net) binary() string {
+	if n.Plain {
+		return PlainBinary(n.t)
+	}
+	return Binary(n.t)
+}
+
+// FormCluster makes the first host init a cluster and the others join
+// it, each with a token of its own.
+func (n *Net) FormCluster(hs []*Host) {
+	n.t.Helper()
+	if r := hs[0].CLI("cluster", "init", "--name", "e2e", "--address", hs[0].Addr); r.Code != 0 {
+		n.t.Fatalf("init: %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	for _, h := range hs[1:] {
+		r := hs[0].CLI("cluster", "token", "create", "--ttl", "10m")
+		if r.Code != 0 {
+			n.t.Fatalf("token: %s%s", r.Stdout, r.Stderr)
+		}
+		tok := strings.TrimSpace(r.Stdout)
+		if r := h.CLI("cluster", "join", hs[0].Addr, "--token", tok); r.Code != 0 {
+			n.t.Fatalf("join %s: %d\n%s%s", h.Name, r.Code, r.Stdout, r.Stderr)
+		}
+	}
 }
 
 // Exec runs a command in the host's network namespace (its processes
 // stay in the test's PID namespace, so they outlive a killed host).
 func (h *Host) Exec(args ...string) Result {
-	h.net.t.Helper()
 	pid := h.PID()
 	if pid == 0 {
 		return Result{Stderr: "host " + h.Name + " is not running", Code: -1}

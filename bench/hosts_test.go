@@ -1,0 +1,144 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/steady-ha/steady/api"
+	"github.com/steady-ha/steady/api/client"
+	"github.com/steady-ha/steady/test/e2e"
+)
+
+func stats(d []time.Duration) (p50, p90 time.Duration) {
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	return d[len(d)/2], d[len(d)*9/10]
+}
+
+// BenchmarkClusterHosts runs on three test hosts that formed a cluster
+// (embedded store members, mutual TLS): 10 times, SIGKILL of a host that
+// is neither the controller nor the store leader, until the controller
+// reports it down; then 10 times, SIGKILL of the store leader's host,
+// until a write through another host succeeds. The killed host is
+// restarted between runs.
+func BenchmarkClusterHosts(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		n := e2e.NewNet(b)
+		n.Plain = true
+		hs := n.StartHosts(3)
+		n.FormCluster(hs)
+		status := func(h *e2e.Host) api.ClusterStatus {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			cs, err := client.New(h.Socket).ClusterStatus(ctx)
+			if err != nil {
+				return api.ClusterStatus{}
+			}
+			return *cs
+		}
+		byName := map[string]*e2e.Host{}
+		for _, h := range hs {
+			byName[h.Name] = h
+		}
+		settle := func() api.ClusterStatus {
+			for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+				cs := status(hs[0])
+				if !hs[0].Running() {
+					cs = status(hs[1])
+				}
+				up, voters, leader := 0, 0, ""
+				for _, nd := range cs.Nodes {
+					if nd.State == "up" {
+						up++
+					}
+					if nd.StoreRole == "voter" || nd.StoreRole == "leader" {
+						voters++
+					}
+					if nd.StoreRole == "leader" {
+						leader = nd.Name
+					}
+				}
+				if up == 3 && voters == 3 && leader != "" && cs.Controller != "" {
+					return cs
+				}
+			}
+			b.Fatal("the cluster did not settle")
+			return api.ClusterStatus{}
+		}
+		var down, writes []time.Duration
+		for k := 0; k < 10; k++ {
+			cs := settle()
+			var victim, ctl *e2e.Host
+			ctl = byName[cs.Controller]
+			for _, nd := range cs.Nodes {
+				if nd.Name != cs.Controller && nd.StoreRole != "leader" {
+					victim = byName[nd.Name]
+				}
+			}
+			if victim == nil {
+				b.Fatalf("no host is neither controller nor leader: %+v", cs)
+			}
+			t0 := time.Now()
+			victim.Kill()
+			for {
+				st := ""
+				for _, nd := range status(ctl).Nodes {
+					if nd.Name == victim.Name {
+						st = nd.State
+					}
+				}
+				if st == "down" {
+					break
+				}
+				if time.Since(t0) > 30*time.Second {
+					b.Fatal("never reported down")
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			down = append(down, time.Since(t0))
+			if err := victim.Start(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for k := 0; k < 10; k++ {
+			cs := settle()
+			var leader, other *e2e.Host
+			for _, nd := range cs.Nodes {
+				if nd.StoreRole == "leader" {
+					leader = byName[nd.Name]
+				} else {
+					other = byName[nd.Name]
+				}
+			}
+			c := client.New(other.Socket)
+			t0 := time.Now()
+			leader.Kill()
+			for try := 0; ; try++ {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				_, err := c.CreateGroup(ctx, api.RGMGroupRequest{Name: fmt.Sprintf("w%d-%d", k, try)})
+				cancel()
+				if err == nil {
+					break
+				}
+				if time.Since(t0) > 30*time.Second {
+					b.Fatalf("no write succeeded: %v", err)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			writes = append(writes, time.Since(t0))
+			if err := leader.Start(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		d50, d90 := stats(down)
+		w50, w90 := stats(writes)
+		b.ReportMetric(d50.Seconds(), "down-p50-s")
+		b.ReportMetric(d90.Seconds(), "down-p90-s")
+		b.ReportMetric(w50.Seconds(), "writes-p50-s")
+		b.ReportMetric(w90.Seconds(), "writes-p90-s")
+		b.Logf("3 hosts, default settings: host killed -> controller reports it down p50 %v p90 %v; store leader's host killed -> a write succeeds p50 %v p90 %v",
+			d50.Round(time.Millisecond), d90.Round(time.Millisecond), w50.Round(time.Millisecond), w90.Round(time.Millisecond))
+	}
+}
