@@ -84,3 +84,9 @@ func (c *Client) ClusterJoin(ctx context.Context, req api.ClusterJoinRequest) (*
 func (c *Client) ClusterRemove(ctx context.Context, node string) error {
 	return c.do(ctx, "POST", "/v1/cluster/remove", nil, api.ClusterRemoveRequest{Node: node}, nil)
 }
+
+// ClusterLeave takes this node out of its cluster; the agent restarts
+// standalone.
+func (c *Client) ClusterLeave(ctx context.Context) error {
+	return c.do(ctx, "POST", "/v1/cluster/leave", nil, struct{}{}, nil)
+}

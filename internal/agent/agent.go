@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -76,6 +77,7 @@ type Agent struct {
 	dr       *dr.Manager
 	server   *server.Server
 
+	leaving  atomic.Bool    // leaving the cluster: its store member is being removed
 	bg       sync.WaitGroup // background goroutines owned by the agent
 	bgCancel context.CancelFunc
 	fatal    chan error
@@ -147,6 +149,12 @@ func New(ctx context.Context, opts Options) (_ *Agent, err error) {
 
 	// 5. The store: an embedded member (of a cluster, when the node
 	// belongs to one), or a client of an external etcd.
+	if cluster.HasLeft(cfg.DataDir) {
+		if err := cluster.PrepareStandalone(cfg.DataDir); err != nil {
+			return nil, err
+		}
+		log.Warn("this node left its cluster: its cluster files and store are kept aside; it starts standalone")
+	}
 	clusterState, err := cluster.LoadState(cfg.DataDir)
 	if err != nil {
 		return nil, err
@@ -332,7 +340,7 @@ func New(ctx context.Context, opts Options) (_ *Agent, err error) {
 		defer a.bg.Done()
 		select {
 		case err := <-a.store.Err():
-			if err != nil {
+			if err != nil && !a.leaving.Load() {
 				a.fatal <- fmt.Errorf("agent: the store failed: %w", err)
 			}
 		case <-bgCtx.Done():

@@ -160,6 +160,21 @@ func (c clusterAdmin) Join(ctx context.Context, target, token, address string) (
 	return st, nil
 }
 
+func (c clusterAdmin) Leave(ctx context.Context) error {
+	a := c.a
+	a.leaving.Store(true)
+	if err := cluster.Leave(ctx, a.store, a.member, a.cfg.DataDir, a.node); err != nil {
+		if !cluster.HasLeft(a.cfg.DataDir) {
+			a.leaving.Store(false)
+			return err
+		}
+		a.log.Error("left the cluster, but its store member could not be removed; remove it from another node", "err", err)
+	}
+	a.log.Info("left the cluster; restarting standalone")
+	a.requestRestart()
+	return nil
+}
+
 func (c clusterAdmin) Remove(ctx context.Context, node string) error {
 	return cluster.Remove(ctx, c.a.store, c.a.node, node)
 }

@@ -21,7 +21,7 @@ is the elected controller. See docs/cluster.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(newClusterInitCmd(g), newClusterTokenCmd(g), newClusterJoinCmd(g), newClusterRemoveCmd(g), &cobra.Command{
+	cmd.AddCommand(newClusterInitCmd(g), newClusterTokenCmd(g), newClusterJoinCmd(g), newClusterRemoveCmd(g), newClusterLeaveCmd(g), &cobra.Command{
 		Use:   "status",
 		Short: "Show the nodes, their state and store role, and the controller",
 		Long: `Show every node of the cluster: up, down or leaving; its role in the store
@@ -71,14 +71,20 @@ clock). Then the controller, this node's epoch, and the lease timing.`,
 // waitBack waits until the agent answers again after it restarted to
 // take up a cluster configuration, showing progress.
 func waitBack(cmd *cobra.Command, g *globals) error {
-	fmt.Fprint(g.stderr, "the agent restarts as a cluster member ")
+	return waitAgent(cmd, g, "as a cluster member", "")
+}
+
+// waitAgent waits for the restarted agent; want "standalone" also waits
+// until it sees only itself.
+func waitAgent(cmd *cobra.Command, g *globals, as, want string) error {
+	fmt.Fprintf(g.stderr, "the agent restarts %s ", as)
 	deadline := time.Now().Add(90 * time.Second)
 	time.Sleep(500 * time.Millisecond)
 	for {
 		ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Second)
 		st, err := g.client().ClusterStatus(ctx)
 		cancel()
-		if err == nil && len(st.Nodes) > 0 {
+		if err == nil && len(st.Nodes) > 0 && (want == "" || len(st.Nodes) == 1) {
 			fmt.Fprintln(g.stderr, "done")
 			return nil
 		}
@@ -214,6 +220,30 @@ are this node and the node that holds the store's last voting member.`,
 				return err
 			}
 			_, err := fmt.Fprintf(g.stdout, "removed %s; its certificate is revoked\n", args[0])
+			return err
+		},
+	}
+}
+
+func newClusterLeaveCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "leave",
+		Short: "Take this node out of its cluster",
+		Long: `Take this node out of its cluster, gracefully: it marks itself leaving (the
+others see it "left", not "down"), ends its membership, has its certificate
+revoked, and removes its store member. Its cluster files and the cluster's
+store data are put aside in DATA_DIR, and the agent restarts as a standalone
+node with an empty store. The node that holds the store's last voting member
+cannot leave (the cluster would go with it).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := g.client().ClusterLeave(cmd.Context()); err != nil {
+				return err
+			}
+			if err := waitAgent(cmd, g, "standalone", "standalone"); err != nil {
+				return err
+			}
+			_, err := fmt.Fprintln(g.stdout, "left the cluster; this node is standalone")
 			return err
 		},
 	}

@@ -529,6 +529,11 @@ func Remove(ctx context.Context, s *store.Store, self, node string) error {
 			return fmt.Errorf("%w: removing the store member of %s: %w", ErrRemove, node, err)
 		}
 	}
+	return forget(ctx, s, node)
+}
+
+// forget revokes a node's certificate and deletes its records.
+func forget(ctx context.Context, s *store.Store, node string) error {
 	ca, err := storeCA(ctx, s)
 	if err != nil {
 		return err
@@ -589,4 +594,83 @@ func SyncCRL(ctx context.Context, s Store, path string, have int64) (int64, erro
 		return have, err
 	}
 	return rec.Number, nil
+}
+
+// Leave takes this node out of its cluster: it marks itself leaving,
+// ends its membership (the others see it leave), has its certificate
+// revoked and its records deleted, and removes its store member, after
+// which its store stops. The caller then restarts the agent standalone;
+// PrepareStandalone puts the cluster's files aside first.
+func Leave(ctx context.Context, s *store.Store, m *Member, dataDir, node string) error {
+	st, err := LoadState(dataDir)
+	if err != nil {
+		return err
+	}
+	if st == nil {
+		return ErrNotMember
+	}
+	ms, err := s.Members(ctx)
+	if err != nil {
+		return err
+	}
+	voters, self := 0, false
+	for _, sm := range ms {
+		if !sm.Learner {
+			voters++
+		}
+		if sm.Name == node {
+			self = true
+		}
+	}
+	if self && voters <= 1 {
+		return fmt.Errorf("%w: %s holds the store's last voting member; the cluster would go with it", ErrRemove, node)
+	}
+	var mr MemberRecord
+	if it, err := s.Get(ctx, membersPrefix+node); err == nil {
+		it.Decode(&mr, memberSchema)
+	}
+	mr.Name, mr.Leaving = node, true
+	if _, err := s.Put(ctx, membersPrefix+node, memberSchema, mr); err != nil {
+		return err
+	}
+	if err := m.Leave(ctx); err != nil {
+		return err
+	}
+	if err := forget(ctx, s, node); err != nil {
+		return err
+	}
+	// From here on the node is out: the next start is standalone, also
+	// if removing the store member below fails (the others can remove it).
+	if err := os.WriteFile(filepath.Join(StateDir(dataDir), "left"), nil, 0o600); err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	if self {
+		if err := s.RemoveMember(ctx, node); err != nil {
+			return fmt.Errorf("%w: removing this node's store member: %w", ErrRemove, err)
+		}
+	}
+	return nil
+}
+
+// HasLeft reports whether the node left its cluster and has not started
+// standalone since.
+func HasLeft(dataDir string) bool {
+	_, err := os.Stat(filepath.Join(StateDir(dataDir), "left"))
+	return err == nil
+}
+
+// PrepareStandalone puts a node's cluster files (state, certificates)
+// and its store's data aside, so that the agent starts again as a
+// standalone node with an empty store.
+func PrepareStandalone(dataDir string) error {
+	stamp := time.Now().UTC().Format("20060102T150405")
+	for _, d := range []string{StateDir(dataDir), filepath.Join(dataDir, "store")} {
+		if _, err := os.Stat(d); err != nil {
+			continue
+		}
+		if err := os.Rename(d, d+".left-"+stamp); err != nil {
+			return fmt.Errorf("cluster: %w", err)
+		}
+	}
+	return nil
 }

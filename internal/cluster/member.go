@@ -42,6 +42,7 @@ type Store interface {
 	Watch(ctx context.Context, prefix string, fromRev int64) (<-chan store.WatchBatch, error)
 	Txn(ctx context.Context, conds []store.Cond, then, otherwise []store.Op) (store.TxnResult, error)
 	Members(ctx context.Context) ([]store.Member, error)
+	Revoke(ctx context.Context, id store.LeaseID) error
 }
 
 // Options configures Start.
@@ -577,4 +578,18 @@ func (m *Member) syncCRL(ctx context.Context) {
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// Leave ends the node's membership for good: its loops stop, it resigns,
+// and its lease is revoked, so that the others see it go at once (as
+// "left", since its member record says it is leaving).
+func (m *Member) Leave(ctx context.Context) error {
+	m.mu.Lock()
+	lease := m.lease
+	m.mu.Unlock()
+	if err := m.Close(); err != nil {
+		return err
+	}
+	m.cancel = nil
+	return m.opts.Store.Revoke(ctx, lease)
 }

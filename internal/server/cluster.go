@@ -23,6 +23,7 @@ type ClusterAdmin interface {
 	Join(ctx context.Context, target, token, address string) (*cluster.State, error)
 	Admit(ctx context.Context, req cluster.JoinRequest) (*cluster.JoinResponse, error)
 	Remove(ctx context.Context, node string) error
+	Leave(ctx context.Context) error
 }
 
 // Remote is the agent-to-agent listener: TLS on the node's address with
@@ -47,6 +48,7 @@ func (s *Server) clusterRoutes() []struct {
 		{"POST /v1/cluster/tokens", auth.Change, s.clusterToken},
 		{"POST /v1/cluster/join", auth.Change, s.clusterJoin},
 		{"POST /v1/cluster/remove", auth.Change, s.clusterRemove},
+		{"POST /v1/cluster/leave", auth.Change, s.clusterLeave},
 	}
 }
 
@@ -138,5 +140,13 @@ func (s *Server) clusterRemove(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"removed": req.Node})
+	return nil
+}
+
+func (s *Server) clusterLeave(w http.ResponseWriter, r *http.Request) error {
+	if err := s.opts.ClusterAdmin.Leave(r.Context()); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"restarting": true})
 	return nil
 }

@@ -361,3 +361,37 @@ func TestClusterRemoveDeadNode(t *testing.T) {
 		t.Fatalf("n2's own certificate: %d %s%s", r.Code, r.Stdout, r.Stderr)
 	}
 }
+
+// A node leaves gracefully: the others see it "left", its store member
+// goes, and it runs on standalone.
+func TestClusterLeave(t *testing.T) {
+	n := NewNet(t)
+	hs := n.StartHosts(3)
+	formCluster(t, hs)
+	waitStatus(t, hs[0], "three voters up", 30*time.Second, func(cs api.ClusterStatus) bool {
+		v := 0
+		for _, nd := range cs.Nodes {
+			if nd.State == "up" && (nd.StoreRole == "voter" || nd.StoreRole == "leader") {
+				v++
+			}
+		}
+		return v == 3
+	})
+	if r := hs[2].CLI("cluster", "leave"); r.Code != 0 {
+		t.Fatalf("leave: %d %s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	waitStatus(t, hs[0], "two nodes left", 15*time.Second, func(cs api.ClusterStatus) bool {
+		return len(cs.Nodes) == 2
+	})
+	if eventTime(t, hs[0], "ESC_cluster_node_left", hs[2].Name).IsZero() {
+		t.Fatal("the others did not see the node leave")
+	}
+	cs, r := clusterStatus(t, hs[2])
+	if r.Code != 0 || len(cs.Nodes) != 1 || cs.Nodes[0].StoreRole != "leader" {
+		t.Fatalf("after leaving, the node is not standalone: %+v %s", cs, r.Stderr)
+	}
+	// The cluster still takes writes.
+	if r := hs[1].CLI("rg", "create", "after-leave"); r.Code != 0 {
+		t.Fatalf("a write after the leave: %s%s", r.Stdout, r.Stderr)
+	}
+}
