@@ -126,10 +126,21 @@ type crlRecord struct {
 	Number int64  `json:"number"`
 }
 
+// joining records a store member added for a node that has yet to start.
+type joining struct {
+	PeerURL string    `json:"peer_url"`
+	Added   time.Time `json:"added"`
+}
+
+// JoinGrace is how long an added store member may take to start before
+// the controller removes it: a failed join leaves no member behind.
+const JoinGrace = 2 * time.Minute
+
 const (
-	certKeys  = "cluster/certs/"
-	crlKey    = "cluster/crl"
-	crlSchema = 1
+	joiningKeys = "cluster/joining/"
+	certKeys    = "cluster/certs/"
+	crlKey      = "cluster/crl"
+	crlSchema   = 1
 )
 
 // StoreCluster is the store's cluster placement for this state (nil for
@@ -394,6 +405,10 @@ func Admit(ctx context.Context, s *store.Store, dataDir string, req JoinRequest)
 	if err != nil {
 		return nil, fmt.Errorf("%w: adding %s to the store: %w", ErrJoin, req.Node, err)
 	}
+	// Until the new member starts, a record says when it was added: a
+	// member that never starts (the joining node died, or never got the
+	// answer) is removed again by the controller.
+	s.Put(ctx, joiningKeys+req.Node, 1, joining{PeerURL: store.PeerURL(ip.String(), st.PeerPort), Added: time.Now().UTC()})
 	resp.InitialCluster = initial
 	return resp, nil
 }

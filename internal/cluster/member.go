@@ -538,6 +538,7 @@ func (m *Member) tendStore(ctx context.Context, s StoreAdmin) {
 			voters++
 		}
 	}
+	m.sweepJoining(ctx, s, ms)
 	for _, sm := range ms {
 		if !sm.Learner || sm.Name == "" || voters >= MaxVoters {
 			continue
@@ -555,6 +556,48 @@ func (m *Member) tendStore(ctx context.Context, s StoreAdmin) {
 type StoreAdmin interface {
 	Members(ctx context.Context) ([]store.Member, error)
 	Promote(ctx context.Context, name string) error
+	RemoveMemberID(ctx context.Context, id uint64) error
+}
+
+// sweepJoining forgets joins that are done and removes the store members
+// of joins that never started within JoinGrace.
+func (m *Member) sweepJoining(ctx context.Context, s StoreAdmin, ms []store.Member) {
+	items, _, err := m.opts.Store.List(ctx, joiningKeys)
+	if err != nil {
+		return
+	}
+	for _, it := range items {
+		var j joining
+		if it.Decode(&j, 1) != nil {
+			continue
+		}
+		node := it.Key[len(joiningKeys):]
+		var pending *store.Member
+		started := false
+		for i := range ms {
+			for _, u := range ms[i].PeerURLs {
+				if u == j.PeerURL {
+					if ms[i].Name == "" {
+						pending = &ms[i]
+					} else {
+						started = true
+					}
+				}
+			}
+		}
+		switch {
+		case started || (pending == nil && time.Since(j.Added) > JoinGrace):
+			m.opts.Store.Delete(ctx, it.Key)
+		case pending != nil && time.Since(j.Added) > JoinGrace:
+			if err := s.RemoveMemberID(ctx, pending.ID); err == nil {
+				m.log.Warn("removed the store member of a join that never started", "node", node, "added", j.Added)
+				if st, ok := m.opts.Store.(*store.Store); ok {
+					forget(ctx, st, node) // and its certificate is revoked
+				}
+				m.opts.Store.Delete(ctx, it.Key)
+			}
+		}
+	}
 }
 
 // syncCRL keeps the node's copy of the revocation list current.

@@ -189,3 +189,29 @@ func TestMemberLeaseLost(t *testing.T) {
 		t.Fatalf("bad timing: %v", err)
 	}
 }
+
+// A store member added for a join that never started is removed once
+// JoinGrace has passed, and its record with it.
+func TestSweepJoining(t *testing.T) {
+	real := openStore(t)
+	ev := &events{}
+	m := startMember(t, real, ev)
+	ctx := t.Context()
+	if _, err := real.AddLearner(ctx, "ghost", "https://127.0.0.1:1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := real.Put(ctx, joiningKeys+"ghost", 1, joining{PeerURL: "https://127.0.0.1:1", Added: time.Now().Add(-JoinGrace - time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	ms, _ := real.Members(ctx)
+	if len(ms) != 2 {
+		t.Fatalf("members %+v", ms)
+	}
+	m.sweepJoining(ctx, real, ms)
+	if ms, _ := real.Members(ctx); len(ms) != 1 {
+		t.Fatalf("the never-started member is still there: %+v", ms)
+	}
+	if _, err := real.Get(ctx, joiningKeys+"ghost"); err == nil {
+		t.Fatal("the joining record is still there")
+	}
+}

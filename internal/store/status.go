@@ -160,7 +160,9 @@ func zapAttrs(fields []zapcore.Field) []slog.Attr {
 
 // Member is one member of the etcd cluster that holds the store.
 type Member struct {
+	ID         uint64
 	Name       string // empty until an added member has started
+	PeerURLs   []string
 	Learner    bool
 	Leader     bool
 	ClientURLs []string
@@ -186,7 +188,7 @@ func (s *Store) Members(ctx context.Context) ([]Member, error) {
 	}
 	out := make([]Member, 0, len(resp.Members))
 	for _, m := range resp.Members {
-		out = append(out, Member{Name: m.Name, Learner: m.IsLearner, Leader: m.ID == lead, ClientURLs: m.ClientURLs})
+		out = append(out, Member{ID: m.ID, Name: m.Name, Learner: m.IsLearner, Leader: m.ID == lead, ClientURLs: m.ClientURLs, PeerURLs: m.PeerURLs})
 	}
 	return out, nil
 }
@@ -256,4 +258,11 @@ func (s *Store) memberID(ctx context.Context, name string) (uint64, error) {
 	}
 	// A member added but not started yet has no name: match none.
 	return 0, fmt.Errorf("%w: no store member %s", ErrNotFound, name)
+}
+
+// RemoveMemberID removes a member by its id (one that was added but never
+// started has no name).
+func (s *Store) RemoveMemberID(ctx context.Context, id uint64) error {
+	_, err := s.cli.MemberRemove(ctx, id)
+	return wrap(err)
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -393,5 +394,33 @@ func TestClusterLeave(t *testing.T) {
 	// The cluster still takes writes.
 	if r := hs[1].CLI("rg", "create", "after-leave"); r.Code != 0 {
 		t.Fatalf("a write after the leave: %s%s", r.Stdout, r.Stderr)
+	}
+}
+
+// A token of one cluster shown to a node of another: the joining node
+// sees a certificate from a CA the token does not name, sends nothing,
+// and stays as it was; the other cluster gains no member.
+func TestClusterJoinWrongCluster(t *testing.T) {
+	n := NewNet(t)
+	hs := n.StartHosts(3)
+	for _, h := range hs[:2] {
+		if r := h.CLI("cluster", "init", "--name", "c-"+h.Name, "--address", h.Addr); r.Code != 0 {
+			t.Fatalf("init on %s: %s%s", h.Name, r.Stdout, r.Stderr)
+		}
+	}
+	tok := strings.TrimSpace(hs[0].CLI("cluster", "token", "create").Stdout)
+	r := hs[2].CLI("cluster", "join", hs[1].Addr, "--token", tok)
+	if r.Code != api.ExitRefused || !strings.Contains(r.Stderr, "does not present the certificate of the cluster the token is for") {
+		t.Fatalf("a join with another cluster's token: %d %s", r.Code, r.Stderr)
+	}
+	if _, err := os.Stat(filepath.Join(hs[2].DataDir, "cluster")); err == nil {
+		t.Fatal("the refused node wrote cluster files")
+	}
+	if cs, _ := clusterStatus(t, hs[1]); len(cs.Nodes) != 1 {
+		t.Fatalf("the other cluster changed: %+v", cs)
+	}
+	// The token is not spent: it still works on its own cluster.
+	if r := hs[2].CLI("cluster", "join", hs[0].Addr, "--token", tok); r.Code != 0 {
+		t.Fatalf("the token on its own cluster: %s%s", r.Stdout, r.Stderr)
 	}
 }
