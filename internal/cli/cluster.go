@@ -97,6 +97,22 @@ func waitAgent(cmd *cobra.Command, g *globals, as, want string) error {
 	}
 }
 
+// formed finishes init and join: wait for the rebuilt agent, then say
+// what was formed (format takes the name, id and address).
+func formed(cmd *cobra.Command, g *globals, res *api.ClusterFormed, err error, format string) error {
+	if err != nil {
+		return err
+	}
+	if err := waitBack(cmd, g); err != nil {
+		return err
+	}
+	if g.json() {
+		return printJSON(g.stdout, res)
+	}
+	_, err = fmt.Fprintf(g.stdout, format, res.Name, res.ID, res.Address)
+	return err
+}
+
 func newClusterInitCmd(g *globals) *cobra.Command {
 	var name, address string
 	cmd := &cobra.Command{
@@ -112,17 +128,7 @@ token create". A node that belongs to a cluster already is refused.`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			res, err := g.client().ClusterInit(cmd.Context(), api.ClusterInitRequest{Name: name, Address: address})
-			if err != nil {
-				return err
-			}
-			if err := waitBack(cmd, g); err != nil {
-				return err
-			}
-			if g.json() {
-				return printJSON(g.stdout, res)
-			}
-			_, err = fmt.Fprintf(g.stdout, "cluster %s created (id %s); this node serves it at %s\n", res.Name, res.ID, res.Address)
-			return err
+			return formed(cmd, g, res, err, "cluster %s created (id %s); this node serves it at %s\n")
 		},
 	}
 	cmd.Flags().StringVar(&name, "name", "", "the cluster's name (default: this node's name)")
@@ -188,17 +194,7 @@ cluster's certificate, is refused and nothing is written.`,
 				return usagef(cmd, "--token is required (make one with \"steady cluster token create\" on a member)")
 			}
 			res, err := g.client().ClusterJoin(cmd.Context(), api.ClusterJoinRequest{Target: args[0], Token: token, Address: address})
-			if err != nil {
-				return err
-			}
-			if err := waitBack(cmd, g); err != nil {
-				return err
-			}
-			if g.json() {
-				return printJSON(g.stdout, res)
-			}
-			_, err = fmt.Fprintf(g.stdout, "joined cluster %s (id %s) as %s\n", res.Name, res.ID, res.Address)
-			return err
+			return formed(cmd, g, res, err, "joined cluster %s (id %s) as %s\n")
 		},
 	}
 	cmd.Flags().StringVar(&token, "token", "", "the join token")

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -76,6 +77,23 @@ func waitStatus(t *testing.T, h *Host, what string, d time.Duration, ok func(api
 	}
 }
 
+// voters counts the nodes that are up and hold a voting store member.
+func voters(cs api.ClusterStatus) int {
+	v := 0
+	for _, nd := range cs.Nodes {
+		if nd.State == "up" && (nd.StoreRole == "voter" || nd.StoreRole == "leader") {
+			v++
+		}
+	}
+	return v
+}
+
+// waitVoters waits until h sees count voters up.
+func waitVoters(t *testing.T, h *Host, count int) api.ClusterStatus {
+	t.Helper()
+	return waitStatus(t, h, fmt.Sprintf("%d voters up", count), 30*time.Second, func(cs api.ClusterStatus) bool { return voters(cs) == count })
+}
+
 func nodeState(cs api.ClusterStatus, name string) (state, role string) {
 	for _, n := range cs.Nodes {
 		if n.Name == name {
@@ -93,15 +111,7 @@ func TestClusterLeaderHostKilled(t *testing.T) {
 	n := NewNet(t)
 	hs := n.StartHosts(3)
 	formCluster(t, hs)
-	cs := waitStatus(t, hs[1], "three voters", 30*time.Second, func(cs api.ClusterStatus) bool {
-		v := 0
-		for _, nd := range cs.Nodes {
-			if nd.State == "up" && (nd.StoreRole == "voter" || nd.StoreRole == "leader") {
-				v++
-			}
-		}
-		return v == 3
-	})
+	cs := waitVoters(t, hs[1], 3)
 	var leader *Host
 	for _, nd := range cs.Nodes {
 		if nd.StoreRole == "leader" {
@@ -215,15 +225,7 @@ func TestClusterCutHostFencesFirst(t *testing.T) {
 	n := NewNet(t)
 	hs := n.StartHosts(3)
 	formCluster(t, hs)
-	waitStatus(t, hs[0], "three voters up", 30*time.Second, func(cs api.ClusterStatus) bool {
-		v := 0
-		for _, nd := range cs.Nodes {
-			if nd.State == "up" && (nd.StoreRole == "voter" || nd.StoreRole == "leader") {
-				v++
-			}
-		}
-		return v == 3
-	})
+	waitVoters(t, hs[0], 3)
 	cut, watcher := hs[2], hs[0]
 	if err := cut.Cut(); err != nil {
 		t.Fatal(err)
@@ -302,15 +304,7 @@ func TestClusterRemoveDeadNode(t *testing.T) {
 	n := NewNet(t)
 	hs := n.StartHosts(3)
 	formCluster(t, hs)
-	waitStatus(t, hs[0], "three voters up", 30*time.Second, func(cs api.ClusterStatus) bool {
-		v := 0
-		for _, nd := range cs.Nodes {
-			if nd.State == "up" && (nd.StoreRole == "voter" || nd.StoreRole == "leader") {
-				v++
-			}
-		}
-		return v == 3
-	})
+	waitVoters(t, hs[0], 3)
 	pki := filepath.Join(hs[2].DataDir, "cluster", "pki")
 	health := func(from *Host, certDir, node string) Result {
 		return from.Exec("curl", "-s", "-m", "3", "--cacert", filepath.Join(certDir, "ca.crt"),
@@ -369,15 +363,7 @@ func TestClusterLeave(t *testing.T) {
 	n := NewNet(t)
 	hs := n.StartHosts(3)
 	formCluster(t, hs)
-	waitStatus(t, hs[0], "three voters up", 30*time.Second, func(cs api.ClusterStatus) bool {
-		v := 0
-		for _, nd := range cs.Nodes {
-			if nd.State == "up" && (nd.StoreRole == "voter" || nd.StoreRole == "leader") {
-				v++
-			}
-		}
-		return v == 3
-	})
+	waitVoters(t, hs[0], 3)
 	if r := hs[2].CLI("cluster", "leave"); r.Code != 0 {
 		t.Fatalf("leave: %d %s%s", r.Code, r.Stdout, r.Stderr)
 	}

@@ -204,7 +204,13 @@ func (a *Agent) Start() error {
 		a.mu.Unlock()
 		close(exited)
 	}()
-	c := client.New(a.Socket)
+	return waitAnswer(a.Socket, exited, func() string { return fmt.Sprintf("agent exited while starting (%v):\n%s", a.ExitState(), a.Log()) }, a.Log)
+}
+
+// waitAnswer waits until the agent at socket answers, at most a minute,
+// and says why not: it exited (gone tells how) or stayed silent.
+func waitAnswer(socket string, exited <-chan struct{}, gone func() string, log func() string) error {
+	c := client.New(socket)
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -215,11 +221,11 @@ func (a *Agent) Start() error {
 		}
 		select {
 		case <-exited:
-			return fmt.Errorf("agent exited while starting (%v):\n%s", a.ExitState(), a.Log())
+			return errors.New(gone())
 		default:
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("agent did not answer within 60s: %v\n%s", err, a.Log())
+			return fmt.Errorf("%s did not answer within 60s: %v\n%s", socket, err, log())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -27,8 +27,6 @@ import (
 	"testing"
 	"text/template"
 	"time"
-
-	"github.com/steady-ha/steady/api/client"
 )
 
 // Subnet is the test hosts' network (RFC 2544 benchmarking space): host
@@ -253,25 +251,7 @@ func (h *Host) Start() error {
 			return fmt.Errorf("host %s: ip %s: %v %s", h.Name, strings.Join(args, " "), err, out)
 		}
 	}
-	c := client.New(h.Socket)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_, err := c.Status(ctx)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-exited:
-			return fmt.Errorf("host %s exited while starting:\n%s", h.Name, h.Log())
-		default:
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("host %s did not answer within 60s: %v\n%s", h.Name, err, h.Log())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return waitAnswer(h.Socket, exited, func() string { return fmt.Sprintf("host %s exited while starting:\n%s", h.Name, h.Log()) }, h.Log)
 }
 
 // PID is the host's PID 1 as the test sees it (0 when not running).
