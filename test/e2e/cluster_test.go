@@ -405,6 +405,10 @@ func TestClusterJoinWrongCluster(t *testing.T) {
 	if cs, _ := clusterStatus(t, hs[1]); len(cs.Nodes) != 1 {
 		t.Fatalf("the other cluster changed: %+v", cs)
 	}
+	// The only node of a cluster holds its last voter: it cannot leave.
+	if r := hs[1].CLI("cluster", "leave"); r.Code != api.ExitConflict || !strings.Contains(r.Stderr, "last voting member") {
+		t.Fatalf("the last voter leaving: %d %s", r.Code, r.Stderr)
+	}
 	// The token is not spent: it still works on its own cluster.
 	if r := hs[2].CLI("cluster", "join", hs[0].Addr, "--token", tok); r.Code != 0 {
 		t.Fatalf("the token on its own cluster: %s%s", r.Stdout, r.Stderr)
