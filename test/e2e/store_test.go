@@ -75,7 +75,7 @@ func TestExternalEtcd(t *testing.T) {
 		}
 		return down == 1 && cs.Controller != "" && cs.Controller == cs.Node
 	}, survivor)
-	if d := time.Since(killed); d > 4*time.Second {
+	if d := time.Since(killed); d > 8*time.Second { // the lease is 2 s; figures are in BenchmarkNodeDown
 		t.Fatalf("the dead node was seen down after %v (lease 2s)", d)
 	}
 	r = survivor.CLI("-o", "json", "events", "list", "--class", "EC_cluster")
