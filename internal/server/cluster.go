@@ -34,16 +34,8 @@ type Remote struct {
 	TLS     *tls.Config
 }
 
-func (s *Server) clusterRoutes() []struct {
-	pattern string
-	verb    auth.Verb
-	h       handlerFunc
-} {
-	return []struct {
-		pattern string
-		verb    auth.Verb
-		h       handlerFunc
-	}{
+func (s *Server) clusterRoutes() []routeSpec {
+	return []routeSpec{
 		{"POST /v1/cluster/init", auth.Change, s.clusterInit},
 		{"POST /v1/cluster/tokens", auth.Change, s.clusterToken},
 		{"POST /v1/cluster/join", auth.Change, s.clusterJoin},

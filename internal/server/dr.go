@@ -12,16 +12,8 @@ import (
 	"github.com/steady-ha/steady/internal/rcm"
 )
 
-func (s *Server) drRoutes() []struct {
-	pattern string
-	verb    auth.Verb
-	h       handlerFunc
-} {
-	return []struct {
-		pattern string
-		verb    auth.Verb
-		h       handlerFunc
-	}{
+func (s *Server) drRoutes() []routeSpec {
+	return []routeSpec{
 		{"GET /v1/dr/aps", auth.Read, s.listAPs},
 		{"POST /v1/dr/operations", auth.Change, s.drOperation},
 		{"GET /v1/rcm/info", auth.Read, s.rcmInfo},

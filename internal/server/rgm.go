@@ -17,17 +17,8 @@ import (
 // readers; changes need an administrator, except scha_control and
 // scha_resource_setstatus, which a resource's own methods call: they are
 // also allowed to the user the resource's methods run as.
-func (s *Server) rgmRoutes() []struct {
-	pattern string
-	verb    auth.Verb
-	h       handlerFunc
-} {
-	type rt = struct {
-		pattern string
-		verb    auth.Verb
-		h       handlerFunc
-	}
-	routes := []rt{
+func (s *Server) rgmRoutes() []routeSpec {
+	routes := []routeSpec{
 		{"GET /v1/rgm/types", auth.Read, s.listTypes},
 		{"POST /v1/rgm/types", auth.Change, s.registerType},
 		{"GET /v1/rgm/types/{name}", auth.Read, s.getType},
@@ -54,10 +45,10 @@ func (s *Server) rgmRoutes() []struct {
 		{"POST /v1/rgm/apply", auth.Change, s.applyRGM},
 	}
 	for _, a := range []string{rgm.ActOnline, rgm.ActOffline, rgm.ActRestart, rgm.ActManage, rgm.ActUnmanage, rgm.ActSuspend, rgm.ActResume} {
-		routes = append(routes, rt{"POST /v1/rgm/groups/{name}/" + a, auth.Change, s.groupAction(a)})
+		routes = append(routes, routeSpec{"POST /v1/rgm/groups/{name}/" + a, auth.Change, s.groupAction(a)})
 	}
 	for _, a := range []string{rgm.ActEnable, rgm.ActDisable, rgm.ActMonitor, rgm.ActUnmonitor} {
-		routes = append(routes, rt{"POST /v1/rgm/resources/{name}/" + a, auth.Change, s.resourceAction(a)})
+		routes = append(routes, routeSpec{"POST /v1/rgm/resources/{name}/" + a, auth.Change, s.resourceAction(a)})
 	}
 	return routes
 }
