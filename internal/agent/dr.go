@@ -136,17 +136,20 @@ func (a *Agent) startDR(ctx context.Context) error {
 			return false
 		}
 		_, ap, err := a.dr.Get(ctx, id)
-		return err == nil && ap.Occupant != dr.Configured || errors.Is(err, dr.ErrNotFound)
+		if errors.Is(err, dr.ErrNotFound) {
+			return true // the AP is gone: the driver step happened
+		}
+		return err == nil && ap.Occupant != dr.Configured
 	}
 	if err := a.rcm.Recover(ctx, removed); err != nil {
 		log.Error("settling rcm operations left in flight", "err", err)
 	}
 	for _, en := range inflight {
 		log.Warn("settled an rcm operation the previous agent left in flight", "id", en.ID, "op", en.Op, "state", en.State, "resources", en.Resources, "initiator", en.Initiator)
-		publish2 := api.Attrs{"op_id": api.Int(int64(en.ID)), "op": api.String(en.Op.String()), "state": api.String(en.State.String()),
+		attrs := api.Attrs{"op_id": api.Int(int64(en.ID)), "op": api.String(en.Op.String()), "state": api.String(en.State.String()),
 			"resources": api.Strings(en.Resources...), "initiator": api.String(en.Initiator)}
 		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		rcmPub.Publish(pctx, ClassRCM, SubclassRCMRecovered, publish2)
+		rcmPub.Publish(pctx, ClassRCM, SubclassRCMRecovered, attrs)
 		cancel()
 	}
 	return nil

@@ -522,24 +522,14 @@ func Remove(ctx context.Context, s *store.Store, self, node string) error {
 	if _, err := s.Get(ctx, livePrefix+node); err == nil {
 		return fmt.Errorf("%w: %s is up; stop it first, or have it leave", ErrRemove, node)
 	}
-	ms, err := s.Members(ctx)
+	target, last, err := storeMember(ctx, s, node)
 	if err != nil {
 		return err
 	}
-	voters := 0
-	var target *store.Member
-	for i := range ms {
-		if !ms[i].Learner {
-			voters++
-		}
-		if ms[i].Name == node {
-			target = &ms[i]
-		}
+	if last {
+		return fmt.Errorf("%w: %s holds the last voting member of the store", ErrRemove, node)
 	}
 	if target != nil {
-		if !target.Learner && voters <= 1 {
-			return fmt.Errorf("%w: %s holds the last voting member of the store", ErrRemove, node)
-		}
 		if err := s.RemoveMember(ctx, node); err != nil {
 			return fmt.Errorf("%w: removing the store member of %s: %w", ErrRemove, node, err)
 		}
@@ -588,6 +578,26 @@ func forget(ctx context.Context, s *store.Store, node string) error {
 	return nil
 }
 
+// storeMember finds node's store member (nil for a client-only node) and
+// whether it is the store's last voter.
+func storeMember(ctx context.Context, s *store.Store, node string) (*store.Member, bool, error) {
+	ms, err := s.Members(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	voters := 0
+	var m *store.Member
+	for i := range ms {
+		if !ms[i].Learner {
+			voters++
+		}
+		if ms[i].Name == node {
+			m = &ms[i]
+		}
+	}
+	return m, m != nil && !m.Learner && voters <= 1, nil
+}
+
 // ErrRemove: a node cannot be removed.
 var ErrRemove = errors.New("cluster: cannot remove")
 
@@ -624,20 +634,12 @@ func Leave(ctx context.Context, s *store.Store, m *Member, dataDir, node string)
 	if st == nil {
 		return ErrNotMember
 	}
-	ms, err := s.Members(ctx)
+	own, last, err := storeMember(ctx, s, node)
 	if err != nil {
 		return err
 	}
-	voters, self := 0, false
-	for _, sm := range ms {
-		if !sm.Learner {
-			voters++
-		}
-		if sm.Name == node {
-			self = true
-		}
-	}
-	if self && voters <= 1 {
+	self := own != nil
+	if last {
 		return fmt.Errorf("%w: %s holds the store's last voting member; the cluster would go with it", ErrRemove, node)
 	}
 	var mr MemberRecord

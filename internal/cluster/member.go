@@ -375,12 +375,14 @@ func (m *Member) campaign(ctx context.Context) {
 		m.log.Info("elected controller", "node", m.opts.Node, "epoch", epoch)
 		m.opts.Publish(SubclassController, api.Attrs{"node": api.String(m.opts.Node), "epoch": api.Int(int64(epoch))})
 		admin, _ := m.opts.Store.(StoreAdmin)
+		var tended time.Time
 		// Hold the office until the node's lease changes (a fence) or the
-		// key goes.
+		// key goes; look after the store's members once a second.
 		for ctx.Err() == nil {
 			time.Sleep(m.opts.Keepalive)
-			if admin != nil {
+			if admin != nil && time.Since(tended) >= time.Second {
 				m.tendStore(ctx, admin)
+				tended = time.Now()
 			}
 			m.mu.Lock()
 			still := m.lease == lease && !m.fence.Fenced()

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 )
 
@@ -312,21 +311,4 @@ func (s Slots) Connect(ctx context.Context, ap AP) error {
 // Disconnect powers the slot off (the kernel unbinds what is in it).
 func (s Slots) Disconnect(ctx context.Context, ap AP) error {
 	return write(join(s.dir(), strings.TrimPrefix(ap.ID, "slot/"), "power"), "0")
-}
-
-// parseHCTL splits "H:C:T:L".
-func parseHCTL(s string) ([4]int, bool) {
-	var out [4]int
-	parts := strings.Split(s, ":")
-	if len(parts) != 4 {
-		return out, false
-	}
-	for i, x := range parts {
-		n, err := strconv.Atoi(x)
-		if err != nil || n < 0 {
-			return out, false
-		}
-		out[i] = n
-	}
-	return out, true
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -152,4 +153,21 @@ func (s SCSI) Configure(ctx context.Context, ap AP) error {
 		return fmt.Errorf("%w: a scan of host%d did not find %s", ErrDriver, h[0], ap.ID)
 	}
 	return s.Saved.Delete(ap.ID)
+}
+
+// parseHCTL splits "H:C:T:L".
+func parseHCTL(s string) ([4]int, bool) {
+	var out [4]int
+	parts := strings.Split(s, ":")
+	if len(parts) != 4 {
+		return out, false
+	}
+	for i, x := range parts {
+		n, err := strconv.Atoi(x)
+		if err != nil || n < 0 {
+			return out, false
+		}
+		out[i] = n
+	}
+	return out, true
 }

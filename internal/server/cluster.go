@@ -117,8 +117,7 @@ func (s *Server) startRemote() error {
 		s.log.Info("node admitted", "node", jr.Node, "address", jr.Address)
 		writeJSON(w, http.StatusOK, res)
 	})
-	s.remote = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return s.base },
-		ErrorLog: nil}
+	s.remote = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return s.base }}
 	s.serve(s.remote, tls.NewListener(ln, r.TLS))
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/steady-ha/steady/internal/dr"
 	"github.com/steady-ha/steady/internal/rcm"
@@ -22,6 +23,9 @@ import (
 type Filesys struct {
 	Proc string // "/proc"
 	Sys  string // "/sys"
+
+	mu   sync.Mutex
+	last map[string][]use // what the last Register read
 }
 
 // Name is "filesys".
@@ -39,6 +43,9 @@ func (f *Filesys) Register(ctx context.Context) ([]rcm.Interest, error) {
 	if err != nil {
 		return nil, err
 	}
+	f.mu.Lock()
+	f.last = uses
+	f.mu.Unlock()
 	ins := make([]rcm.Interest, 0, len(uses))
 	for p := range uses {
 		ins = append(ins, rcm.Interest{Name: p, Kind: rcm.KindDR})
@@ -47,11 +54,18 @@ func (f *Filesys) Register(ctx context.Context) ([]rcm.Interest, error) {
 	return ins, nil
 }
 
-// Call answers for one device.
+// Call answers for one device from what Register read: being Live, the
+// module registered right before the operation, and an operation of many
+// devices does not read mountinfo and the holders once per device.
 func (f *Filesys) Call(ctx context.Context, c rcm.Call) (string, error) {
-	uses, err := f.uses()
-	if err != nil {
-		return "", err
+	f.mu.Lock()
+	uses := f.last
+	f.mu.Unlock()
+	if uses == nil {
+		var err error
+		if uses, err = f.uses(); err != nil {
+			return "", err
+		}
 	}
 	us := uses[c.Resource]
 	var whats []string
