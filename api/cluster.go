@@ -25,6 +25,8 @@ type ClusterNode struct {
 	// (its own clock).
 	Heartbeat time.Time `json:"last_heartbeat,omitzero"`
 	Joined    time.Time `json:"joined,omitzero"`
+	// DownReason says who declared the node down, when and why.
+	DownReason string `json:"down_reason,omitempty"`
 }
 
 // ClusterTiming are the liveness settings in force.

@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/steady-ha/steady/internal/store"
 )
@@ -20,64 +19,52 @@ type candidate struct {
 	Epoch uint64 `json:"epoch"`
 }
 
-// campaign puts the node's candidate key under lease and waits until it
-// is the oldest. It returns nil when elected, or ctx's error.
-func campaign(ctx context.Context, s Store, node string, epoch uint64, lease store.LeaseID) error {
+// candidacy makes sure the node's candidate key exists, bound to its
+// current lease. A key left from an earlier lease of this node would keep
+// its old place (and die with the old lease): it is replaced, and the
+// node goes to the back of the line.
+func candidacy(ctx context.Context, s Store, node string, epoch uint64, lease store.LeaseID) error {
 	key := electionPrefix + node
-	// A key left from an earlier lease of this node would keep its old
-	// place (and die with the old lease): replace it.
-	if it, err := s.Get(ctx, key); err == nil && it.Lease != lease {
+	it, err := s.Get(ctx, key)
+	if err == nil {
+		var c candidate
+		if it.Lease == lease && it.Decode(&c, candidateSchema) == nil && c.Epoch == epoch {
+			return nil
+		}
 		if _, err := s.Delete(ctx, key); err != nil {
 			return err
 		}
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
 	}
 	op, err := store.OpPut(key, candidateSchema, candidate{Node: node, Epoch: epoch}, store.WithLease(lease))
 	if err != nil {
 		return err
 	}
-	if _, err := s.Txn(ctx, []store.Cond{store.Missing(key)}, []store.Op{op}, nil); err != nil {
-		return err
-	}
-	for {
-		leader, rev, err := controller(ctx, s)
-		if err != nil && !errors.Is(err, ErrNoController) {
-			return err
-		}
-		if leader == node {
-			return nil
-		}
-		if _, err := s.Get(ctx, key); errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("cluster: the candidate key of %s is gone (its lease expired)", node)
-		}
-		// Wait for any change under the prefix, then look again.
-		wctx, cancel := context.WithCancel(ctx)
-		ch, err := s.Watch(wctx, electionPrefix, rev+1)
-		if err != nil {
-			cancel()
-			return err
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-		}
-		cancel()
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-	}
+	_, err = s.Txn(ctx, []store.Cond{store.Missing(key)}, []store.Op{op}, nil)
+	return err
 }
 
 // ErrNoController: no node is the controller now.
 var ErrNoController = errors.New("cluster: no controller")
 
-// controller reads who leads, and the revision of that reading.
+// controller reads who leads: the oldest candidate whose node is up (a
+// node declared down keeps its key until its lease expires, but leads no
+// more), and the revision of that reading.
 func controller(ctx context.Context, s Store) (string, int64, error) {
 	items, rev, err := s.List(ctx, electionPrefix)
 	if err != nil {
 		return "", 0, err
 	}
+	downs, err := listDown(ctx, s)
+	if err != nil {
+		return "", 0, err
+	}
 	var best *store.Item
 	for i := range items {
+		if _, down := downs[items[i].Key[len(electionPrefix):]]; down {
+			continue
+		}
 		if best == nil || items[i].CreateRevision < best.CreateRevision {
 			best = &items[i]
 		}

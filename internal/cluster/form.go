@@ -519,7 +519,9 @@ func Remove(ctx context.Context, s *store.Store, self, node string) error {
 	} else if err != nil {
 		return err
 	}
-	if _, err := s.Get(ctx, livePrefix+node); err == nil {
+	if up, err := NodeUp(ctx, s, node); err != nil {
+		return err
+	} else if up {
 		return fmt.Errorf("%w: %s is up; stop it first, or have it leave", ErrRemove, node)
 	}
 	target, last, err := storeMember(ctx, s, node)
@@ -570,7 +572,7 @@ func forget(ctx context.Context, s *store.Store, node string) error {
 	if _, err := s.Put(ctx, crlKey, crlSchema, crlRecord{DER: der, Number: old.Number + 1}); err != nil {
 		return err
 	}
-	for _, k := range []string{membersPrefix + node, certKeys + node, electionPrefix + node} {
+	for _, k := range []string{membersPrefix + node, certKeys + node, electionPrefix + node, beatsPrefix + node, downPrefix + node, epochsPrefix + node} {
 		if _, err := s.Delete(ctx, k); err != nil {
 			return err
 		}

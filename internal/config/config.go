@@ -38,16 +38,16 @@ type Config struct {
 // Cluster configures membership: the node's lease and self-fencing.
 type Cluster struct {
 	// LeaseTTL is the life of the node's lease at the store without a
-	// keepalive (whole seconds): other nodes see it down that long after
-	// it died.
+	// renewal (whole seconds); the lease keeps the liveness record.
 	LeaseTTL Duration `yaml:"lease_ttl"`
-	// Keepalive is the interval of lease renewals.
+	// Keepalive is the interval of heartbeats (and, every fourth, of
+	// lease renewals).
 	Keepalive Duration `yaml:"keepalive"`
-	// FenceAfter is how long after the newest confirmed keepalive was
-	// sent the node stops its failover work: less than LeaseTTL by the
-	// time stopping takes.
+	// FenceAfter is how long after the newest confirmed heartbeat was
+	// sent the node freezes its failover work.
 	FenceAfter Duration `yaml:"fence_after"`
-	// StopBudget is the time stopping failover work may take.
+	// StopBudget is the time freezing failover work may take; the others
+	// wait FenceAfter (with drift) plus StopBudget before they take over.
 	StopBudget Duration `yaml:"stop_budget"`
 }
 
@@ -183,8 +183,8 @@ func Default() Config {
 		Uevents: Uevents{Enabled: true, ReceiveBuffer: 8 << 20},
 		PMF:     PMF{Mode: "auto", Cgroup: "steady", ActionTimeout: Duration(time.Minute)},
 		RGM:     RGM{OCFRoot: "/usr/lib/ocf", KillGrace: Duration(5 * time.Second)},
-		Cluster: Cluster{LeaseTTL: Duration(2 * time.Second), Keepalive: Duration(250 * time.Millisecond),
-			FenceAfter: Duration(1500 * time.Millisecond), StopBudget: Duration(400 * time.Millisecond)},
+		Cluster: Cluster{LeaseTTL: Duration(2 * time.Second), Keepalive: Duration(100 * time.Millisecond),
+			FenceAfter: Duration(600 * time.Millisecond), StopBudget: Duration(300 * time.Millisecond)},
 		DR: DR{SysfsRoot: "/sys"},
 		RCM: RCM{ScriptDirs: []string{"/etc/steady/rcm/scripts", "/etc/rcm/scripts"},
 			MemoryMargin: 256 << 20, KillGrace: Duration(10 * time.Second)},

@@ -88,16 +88,19 @@ rgm:
   kill_grace: 5s
 
 cluster:
-  # The node's lease at the store: other nodes see it down lease_ttl
-  # (whole seconds) after its last renewal; it is renewed every keepalive.
+  # Every keepalive the node writes a heartbeat to the store (and every
+  # fourth it renews its lease, which keeps its liveness record).
+  keepalive: 100ms
+  # A node that has had no heartbeat confirmed for fence_after (counted
+  # from when it was sent) freezes its failover work, within stop_budget.
+  # The others declare it down, and take its groups over, once they have
+  # seen no heartbeat of it for fence_after (plus 0.2% clock drift) plus
+  # stop_budget: 901ms with these values.
+  fence_after: 600ms
+  stop_budget: 300ms
+  # The lease (whole seconds) must outlive that: fence_after plus 0.1%
+  # plus stop_budget must fit in lease_ttl.
   lease_ttl: 2s
-  keepalive: 250ms
-  # A node that has had no keepalive confirmed for fence_after (counted
-  # from when that keepalive was sent) stops its failover work; it must
-  # have done so before the lease can expire: fence_after plus 0.1% clock
-  # drift plus stop_budget must fit in lease_ttl.
-  fence_after: 1.5s
-  stop_budget: 400ms
 
 dr:
   # The sysfs tree attachment points are read from and changed in. Only

@@ -159,6 +159,8 @@ func clusterTiming(c Cluster) error {
 		return fmt.Errorf("lease_ttl %v: the store counts whole seconds; use 1s or more", ttl)
 	case ka <= 0 || 3*ka > after:
 		return fmt.Errorf("keepalive %v: at least three keepalives must fit in fence_after (%v)", ka, after)
+	case stop <= 0:
+		return fmt.Errorf("stop_budget %v: the node needs time to freeze its failover work", stop)
 	case ttl-time.Duration(float64(after)*1.001) < stop:
 		return fmt.Errorf("fence_after %v leaves less than stop_budget (%v) before a lease of %v can expire", after, stop, ttl)
 	}
