@@ -185,6 +185,7 @@ socket named by --socket or $STEADY_SOCKET.
 		newClusterCmd(g),
 		newConfigCmd(g),
 		newInstallLinksCmd(g),
+		newWatchdogCmd(g),
 	)
 	setArgsUsage(root)
 	return root
