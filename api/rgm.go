@@ -83,6 +83,24 @@ type RGMGroup struct {
 	Resources []string  `json:"resources"`
 }
 
+// RGMPlacement is where a group runs across the cluster.
+type RGMPlacement struct {
+	Group string `json:"group"`
+	// Primaries are the nodes the controller assigned it to.
+	Primaries []string `json:"primaries"`
+	// Epoch is the assignment's epoch (STEADY_EPOCH of its methods).
+	Epoch  uint64 `json:"epoch,omitempty"`
+	Reason string `json:"reason,omitempty"`
+	// Nodes is the group's state on each node that reports it.
+	Nodes []RGMNodeState `json:"nodes"`
+}
+
+// RGMNodeState is a group's state on one node.
+type RGMNodeState struct {
+	Node  string `json:"node"`
+	State string `json:"state"`
+}
+
 // RGMTypeRequest registers a type: an RTR file's text (and its name, for
 // messages), or an OCF agent name.
 type RGMTypeRequest struct {

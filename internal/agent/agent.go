@@ -35,6 +35,7 @@ import (
 	"github.com/steady-ha/steady/internal/server"
 	"github.com/steady-ha/steady/internal/store"
 	"github.com/steady-ha/steady/internal/version"
+	"github.com/steady-ha/steady/internal/watchdog"
 	"golang.org/x/sys/unix"
 )
 
@@ -68,6 +69,8 @@ type Agent struct {
 	reaper   *reaper.Reaper
 	store    *store.Store
 	member   *cluster.Member
+	fence    *fence
+	watchdog *watchdog.Client
 	subs     *event.Subscribers
 	pmf      *pmf.Manager
 	rgm      *rgm.Manager
@@ -191,13 +194,22 @@ func New(ctx context.Context, opts Options) (_ *Agent, err error) {
 	if clusterState != nil {
 		address, crlPath = clusterState.Address, cluster.CRLPath(cfg.DataDir)
 	}
-	// Membership: the node's lease, its liveness record and self-fencing.
+	// Membership: the node's heartbeats, its lease, self-fencing, and
+	// the watchdog that stops the node's groups when this agent cannot.
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("agent: finding this binary: %w", err)
+	}
+	a.watchdog = watchdog.NewClient(cfg.DataDir, self, a.reaper, log.With("component", "watchdog"))
+	a.fence = &fence{log: log.With("component", "fence"), wd: a.watchdog}
 	clusterPub := a.bus.Publisher("steady:cluster")
 	a.member, err = cluster.Start(ctx, cluster.Options{
 		Store: a.store, Node: node,
 		TTL: cfg.Cluster.LeaseTTL.D(), Keepalive: cfg.Cluster.Keepalive.D(),
 		FenceAfter: cfg.Cluster.FenceAfter.D(), StopBudget: cfg.Cluster.StopBudget.D(),
 		Version: version.Version, Started: a.started, Address: address, CRLPath: crlPath,
+		SessionPath: filepath.Join(cfg.DataDir, "session.json"),
+		Fencer:      a.fence, OnConfirm: a.fence.confirmed,
 		Publish: func(sub string, attrs api.Attrs) {
 			pctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()
@@ -207,6 +219,17 @@ func New(ctx context.Context, opts Options) (_ *Agent, err error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	a.fence.setMember(a.member)
+	// A watchdog that fired while no agent ran: the processes it froze
+	// may run on, or must die (the node was declared down meanwhile).
+	takenOver := a.member.TakenOver()
+	if st, err := a.watchdog.Status(); err != nil {
+		log.Warn("the watchdog cannot be reached: the node's groups are not guarded when the agent dies", "err", err)
+	} else if st.Fired {
+		kill := takenOver || !a.member.Resumed()
+		log.Warn("the watchdog froze the node's groups while no agent ran", "fired_at", st.FiredAt, "kill", kill)
+		a.watchdog.Resolve(kill)
 	}
 
 	bgCtx, cancel := context.WithCancel(context.Background())
@@ -235,8 +258,13 @@ func New(ctx context.Context, opts Options) (_ *Agent, err error) {
 		Bus:           a.bus,
 		Spawner:       a.reaper,
 		ActionTimeout: cfg.PMF.ActionTimeout.D(),
-		Logger:        log.With("component", "pmf"),
-		Registerer:    a.registry,
+		Discard: func(tag string) bool {
+			// Tags of resource groups (GROUP,RESOURCE,N.svc) of a node that
+			// was declared down may run elsewhere now.
+			return takenOver && strings.Contains(tag, ",")
+		},
+		Logger:     log.With("component", "pmf"),
+		Registerer: a.registry,
 	})
 	if err != nil {
 		return nil, err
@@ -253,23 +281,27 @@ func New(ctx context.Context, opts Options) (_ *Agent, err error) {
 		rgmCgroup = cfg.PMF.Cgroup
 	}
 	a.rgm, err = rgm.New(ctx, rgm.Options{
-		Node:       node,
-		Dir:        filepath.Join(cfg.DataDir, "rgm"),
-		Store:      a.store,
-		Bus:        a.bus,
-		PMF:        a.pmf,
-		Spawner:    a.reaper,
-		Cgroup:     rgmCgroup,
-		BinDir:     binDir,
-		Socket:     cfg.API.Socket,
-		OCFRoot:    cfg.RGM.OCFRoot,
-		KillGrace:  cfg.RGM.KillGrace.D(),
-		Logger:     log.With("component", "rgm"),
-		Registerer: a.registry,
+		Node:        node,
+		Dir:         filepath.Join(cfg.DataDir, "rgm"),
+		Store:       a.store,
+		Bus:         a.bus,
+		PMF:         a.pmf,
+		Spawner:     a.reaper,
+		Cgroup:      rgmCgroup,
+		BinDir:      binDir,
+		Socket:      cfg.API.Socket,
+		OCFRoot:     cfg.RGM.OCFRoot,
+		KillGrace:   cfg.RGM.KillGrace.D(),
+		Member:      a.member,
+		Reset:       takenOver,
+		FenceAction: cfg.RGM.FenceAction,
+		Logger:      log.With("component", "rgm"),
+		Registerer:  a.registry,
 	})
 	if err != nil {
 		return nil, err
 	}
+	a.fence.setRGM(a.rgm)
 
 	// 9. Dynamic reconfiguration: the rcm engine, its modules and
 	// scripts, the attachment point drivers; operations a previous agent
@@ -507,6 +539,11 @@ func (a *Agent) Close() error {
 	}
 	if a.member != nil {
 		errs = append(errs, a.member.Close())
+	}
+	if a.watchdog != nil {
+		// It stays armed: if no agent comes back before the deadline it
+		// was last given, it freezes the node's groups.
+		a.watchdog.Close()
 	}
 	if a.store != nil {
 		errs = append(errs, a.store.Close())

@@ -69,6 +69,10 @@ type RCM struct {
 	// KillGrace is the time a script that ran out of time gets between
 	// SIGABRT and SIGKILL.
 	KillGrace Duration `yaml:"kill_grace"`
+	// FenceAction runs after a node fenced itself because a stop method
+	// failed under Failover_mode HARD: empty (none), "reboot", or a shell
+	// command (a fence agent, say).
+	FenceAction string `yaml:"fence_action"`
 }
 
 // Node names this node.
@@ -152,6 +156,10 @@ type RGM struct {
 	// KillGrace is the time a method that ran out of time gets between
 	// SIGABRT and SIGKILL.
 	KillGrace Duration `yaml:"kill_grace"`
+	// FenceAction runs after a node fenced itself because a stop method
+	// failed under Failover_mode HARD: empty (none), "reboot", or a shell
+	// command (a fence agent, say).
+	FenceAction string `yaml:"fence_action"`
 }
 
 // Default returns the configuration used when no file is given.

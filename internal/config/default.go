@@ -86,6 +86,11 @@ rgm:
   # A method that outlives its timeout gets SIGABRT, then SIGKILL this
   # much later.
   kill_grace: 5s
+  # When a stop method fails under Failover_mode HARD, the node fences
+  # itself (its groups are killed and move); then this runs: "reboot", or
+  # a shell command (with STEADY_NODE, STEADY_RESOURCE and
+  # STEADY_RESOURCE_GROUP set). Empty: nothing more.
+  fence_action: ""
 
 cluster:
   # Every keepalive the node writes a heartbeat to the store (and every

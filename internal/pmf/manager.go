@@ -56,6 +56,11 @@ type Options struct {
 	// orphan notifications also drive the fallback mode.
 	Spawner       reaper.Spawner
 	ActionTimeout time.Duration
+	// Discard, when set, names tags an earlier agent left that must not
+	// be re-adopted: their processes are killed and their records
+	// removed (the node was declared down while its agent was away, so
+	// what its resource groups ran may run elsewhere now).
+	Discard       func(tag string) bool
 	Now           func() time.Time
 	Logger        *slog.Logger
 	Registerer    prometheus.Registerer
@@ -564,6 +569,10 @@ func (m *Manager) recoverAll() error {
 		if rec.Spec.Tag+".json" != filepath.Base(p) {
 			return fmt.Errorf("pmf: tag file %s holds tag %q", p, rec.Spec.Tag)
 		}
+		if m.opts.Discard != nil && m.opts.Discard(rec.Spec.Tag) {
+			m.discardRecord(p, rec)
+			continue
+		}
 		t := m.newTag(rec.Spec)
 		t.restore(rec)
 		if err := t.setup(&rec.Track); err != nil {
@@ -577,6 +586,20 @@ func (m *Manager) recoverAll() error {
 		m.startLoop(t)
 	}
 	return nil
+}
+
+// discardRecord kills what is left of a tag an earlier agent recorded
+// and removes its record.
+func (m *Manager) discardRecord(path string, rec tagRecord) {
+	if rec.Track.Cgroup != "" {
+		d := cgroup.Dir(rec.Track.Cgroup)
+		d.Signal(unix.SIGKILL)
+		d.WaitEmpty(2 * time.Second)
+	} else if rec.Track.PGID > 0 {
+		unix.Kill(-rec.Track.PGID, unix.SIGKILL)
+	}
+	os.Remove(path)
+	m.log.Warn("did not re-adopt a tag of a resource group: the node was declared down meanwhile", "tag", rec.Spec.Tag)
 }
 
 // loadID reads the agent's marker id, creating it on first use.

@@ -35,6 +35,7 @@ import (
 	"github.com/steady-ha/steady/internal/rgm/machine"
 	"github.com/steady-ha/steady/internal/rgm/method"
 	"github.com/steady-ha/steady/internal/rgm/model"
+	"github.com/steady-ha/steady/internal/rgm/placement"
 	"github.com/steady-ha/steady/internal/store"
 )
 
@@ -63,7 +64,18 @@ type Options struct {
 	Socket     string // the agent's socket
 	OCFRoot    string
 	KillGrace  time.Duration // SIGABRT to SIGKILL when a method times out
-	Now        func() time.Time
+	// Member, when set, is the node's membership: groups go where the
+	// cluster's controller assigns them (and this node's manager is the
+	// controller while the node is elected). Without it, the single-node
+	// rule applies: a group that should be online is online here.
+	Member Membership
+	// Reset starts with every resource offline: the node was declared
+	// down while its agent was away, so what ran was killed.
+	Reset bool
+	// FenceAction runs after the node fenced itself for a HARD stop
+	// failure: "reboot", or a shell command.
+	FenceAction string
+	Now         func() time.Time
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 }
@@ -91,6 +103,15 @@ type Manager struct {
 	waiters   map[uint64]chan machine.Reply
 	nextToken uint64
 	saved     map[string]string // last state file contents, by file name
+
+	// cl is the cluster-mode state (nil without a Cluster).
+	cl *clusterState
+	// methodCgroup is the parent cgroup of method runs ("" without).
+	methodCgroup string
+	// The controller's conversion of the configuration's groups (guarded
+	// by cl.cfgMu).
+	ctlCfg    *model.Config
+	ctlGroups map[string]*placement.Group
 
 	methodRuns *prometheus.CounterVec
 }
@@ -125,7 +146,7 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 	m := &Manager{
 		opts: opts, log: opts.Logger, runner: runner,
 		inputs: make(chan func(), 256), monitors: map[string]context.CancelFunc{},
-		waiters: map[uint64]chan machine.Reply{}, saved: map[string]string{},
+		waiters: map[uint64]chan machine.Reply{}, saved: map[string]string{}, methodCgroup: string(cg),
 		methodRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "steady_rgm_methods_total", Help: "Methods run by the resource group manager, by method and result.",
 		}, []string{"method", "result"}),
@@ -150,7 +171,13 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	if m.rebooted() {
+	if opts.Member != nil {
+		m.cl = newClusterState()
+	}
+	if opts.Reset {
+		m.log.Warn("this node was declared down while its agent was away: every resource starts offline")
+		snap = machine.Snapshot{Schema: snap.Schema, NextID: snap.NextID}
+	} else if m.rebooted() {
 		// What ran before the boot is gone: start from nothing, and the
 		// groups that should be online start again.
 		m.log.Info("the node booted since the saved state was written; every resource starts offline")
@@ -163,8 +190,13 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 	go m.loop()
 	m.inputs <- func() {
 		m.apply(acts)
-		m.assign()
+		if m.cl == nil {
+			m.assign()
+		}
 		m.bootMethods()
+	}
+	if m.cl != nil {
+		m.startCluster()
 	}
 	if opts.Bus != nil {
 		m.wg.Add(1)
@@ -241,7 +273,12 @@ func inNodelist(list []string, node string) bool {
 func (m *Manager) setConfig(cfg *model.Config) {
 	m.post(func() {
 		m.apply(m.mach.SetConfig(cfg, m.opts.Now()))
-		m.assign()
+		if m.cl == nil {
+			m.assign()
+		} else {
+			m.applyAssigns(nil)
+			m.notifyConfig()
+		}
 	})
 }
 
@@ -254,12 +291,24 @@ func (m *Manager) apply(acts []machine.Action) {
 	if err := m.saveState(); err != nil {
 		m.log.Error("cannot save the runtime state", "err", err)
 	}
+	if m.cl != nil && m.cl.frozen {
+		// Fenced: nothing runs until the fence ends (Thaw) or the node is
+		// declared down (Kill, which drops this).
+		m.cl.held = append(m.cl.held, acts...)
+		return
+	}
 	var events []event.Event
+	var changedGroups []string
 	for _, a := range acts {
 		switch a := a.(type) {
 		case machine.Publish:
 			events = append(events, event.Event{Class: machine.ClassRGM, Subclass: a.Subclass, Publisher: "steady:rgm", Attrs: a.Attrs})
 			m.logDecision(a)
+			if a.Subclass == machine.SubGroupState && m.cl != nil {
+				if g, ok := a.Attrs["group"].Str(); ok {
+					changedGroups = append(changedGroups, g)
+				}
+			}
 		case machine.Run:
 			m.runMethod(a)
 		case machine.StartMonitor:
@@ -275,6 +324,13 @@ func (m *Manager) apply(acts []machine.Action) {
 				delete(m.waiters, a.Token)
 			}
 		case machine.Fence:
+			if m.cl != nil {
+				m.fenceSelf(a)
+				events = append(events, event.Event{Class: machine.ClassRGM, Subclass: machine.SubFence, Publisher: "steady:rgm",
+					Attrs: api.Attrs{"resource": api.String(a.Resource), "group": api.String(a.Group), "reason": api.String(a.Reason),
+						"node": api.String(m.opts.Node)}})
+				continue
+			}
 			m.log.Error("a stop method failed under Failover_mode HARD; on a cluster node the node would fence itself now",
 				"resource", a.Resource, "group", a.Group, "reason", a.Reason)
 			events = append(events, event.Event{Class: machine.ClassRGM, Subclass: machine.SubFence, Publisher: "steady:rgm",
@@ -282,7 +338,17 @@ func (m *Manager) apply(acts []machine.Action) {
 					"node": api.String(m.opts.Node)}})
 		case machine.Relocate:
 			m.log.Info("a relocation was asked for", "group", a.Group, "reason", a.Reason)
+			if m.cl != nil {
+				kind := placement.StartFailed
+				if a.Giveover {
+					kind = placement.Giveover
+				}
+				m.requestRelocation(a, kind)
+			}
 		}
+	}
+	for _, g := range changedGroups {
+		m.markStatus(g)
 	}
 	if len(events) > 0 && m.opts.Bus != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -313,7 +379,13 @@ func (m *Manager) call(cfg *model.Config, name, meth string, timeout time.Durati
 	if t == nil {
 		return method.Call{}, false
 	}
-	return method.Call{Resource: name, Group: r.Group, Type: t, Values: cfg.Effective(r), Method: meth, Timeout: timeout}, true
+	c := method.Call{Resource: name, Group: r.Group, Type: t, Values: cfg.Effective(r), Method: meth, Timeout: timeout}
+	if m.cl != nil {
+		m.cl.epochMu.Lock()
+		c.Epoch = m.cl.groupEpoch[r.Group]
+		m.cl.epochMu.Unlock()
+	}
+	return c, true
 }
 
 // runMethod runs a method in the background and reports back.
@@ -369,8 +441,8 @@ func (m *Manager) startMonitor(a machine.StartMonitor) {
 				return
 			}
 			m.post(func() {
-				if m.monitors[a.Resource] == nil || ctx.Err() != nil {
-					return // stopped meanwhile
+				if m.monitors[a.Resource] == nil || ctx.Err() != nil || m.cl != nil && m.cl.frozen {
+					return // stopped meanwhile, or fenced
 				}
 				m.apply(m.mach.ProbeResult(a.Resource, p.OK, p.Degraded, p.Msg, m.opts.Now()))
 			})

@@ -68,6 +68,35 @@ func (m *Manager) loadConfig(ctx context.Context) (*model.Config, error) {
 	return cfg, nil
 }
 
+// sameConfig reports whether two configurations hold equal objects (a
+// configuration read back from the store is a copy of the one committed).
+func sameConfig(a, b *model.Config) bool {
+	if len(a.Types) != len(b.Types) || len(a.Groups) != len(b.Groups) || len(a.Resources) != len(b.Resources) {
+		return false
+	}
+	same := func(x, y any) bool {
+		bx, err1 := json.Marshal(x)
+		by, err2 := json.Marshal(y)
+		return err1 == nil && err2 == nil && string(bx) == string(by)
+	}
+	for k, v := range a.Types {
+		if w, ok := b.Types[k]; !ok || v != w && !same(v, w) {
+			return false
+		}
+	}
+	for k, v := range a.Groups {
+		if w, ok := b.Groups[k]; !ok || v != w && !same(v, w) {
+			return false
+		}
+	}
+	for k, v := range a.Resources {
+		if w, ok := b.Resources[k]; !ok || v != w && !same(v, w) {
+			return false
+		}
+	}
+	return true
+}
+
 // The runtime state is kept as one file per resource and group (so that a
 // step rewrites only what it changed) and a meta file.
 type stateMeta struct {

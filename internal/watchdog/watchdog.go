@@ -370,11 +370,11 @@ func (c *Client) call(req request) (Status, error) {
 	return Status{}, ErrNoWatchdog
 }
 
-// Arm sets the deadline (by this process's clock) and the targets.
-func (c *Client) Arm(deadline time.Time, epoch uint64, t Targets) error {
+// Arm sets the deadline (by this process's clock) and the targets (nil:
+// those it has).
+func (c *Client) Arm(deadline time.Time, epoch uint64, t *Targets) (Status, error) {
 	ns := monoNow() + int64(time.Until(deadline))
-	_, err := c.call(request{Op: "arm", DeadlineNS: ns, Epoch: epoch, Targets: &t})
-	return err
+	return c.call(request{Op: "arm", DeadlineNS: ns, Epoch: epoch, Targets: t})
 }
 
 // Disarm stops the watchdog from firing (a node alone in its cluster has

@@ -84,7 +84,7 @@ func TestWatchdogProcessGroup(t *testing.T) {
 	c := serve(t, time.Minute)
 	p := sleeper(t, "")
 	tg := Targets{PGIDs: []int{p.Process.Pid}}
-	if err := c.Arm(time.Now().Add(150*time.Millisecond), 3, tg); err != nil {
+	if _, err := c.Arm(time.Now().Add(150*time.Millisecond), 3, &tg); err != nil {
 		t.Fatal(err)
 	}
 	if st := procState(p.Process.Pid); st == "T" {
@@ -101,7 +101,7 @@ func TestWatchdogProcessGroup(t *testing.T) {
 	waitFor(t, "running again", func() bool { return procState(p.Process.Pid) == "S" })
 	// Fed in time, it does not fire.
 	for i := 0; i < 5; i++ {
-		if err := c.Arm(time.Now().Add(150*time.Millisecond), 3, tg); err != nil {
+		if _, err := c.Arm(time.Now().Add(150*time.Millisecond), 3, &tg); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -139,7 +139,7 @@ func TestWatchdogCgroups(t *testing.T) {
 	pm, pt, po := sleeper(t, tree), sleeper(t, mine), sleeper(t, other)
 	c := serve(t, 300*time.Millisecond)
 	tg := Targets{Trees: []string{filepath.Join(string(root), "rgm")}, TagDir: filepath.Join(string(root), "pmf"), Groups: []string{"web"}}
-	if err := c.Arm(time.Now().Add(100*time.Millisecond), 1, tg); err != nil {
+	if _, err := c.Arm(time.Now().Add(100*time.Millisecond), 1, &tg); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "frozen", func() bool { return frozen(t, tree) && frozen(t, mine) })

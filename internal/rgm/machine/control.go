@@ -192,7 +192,7 @@ func (m *Machine) giveover(r *model.Resource, rs *resState, why string) (api.Sch
 		m.groupDecision(r, text)
 		return api.SchaChecks, "no other node can host group " + r.Group
 	}
-	m.emit(Relocate{Group: r.Group, Resource: r.Name, Reason: why})
+	m.emit(Relocate{Group: r.Group, Resource: r.Name, Reason: why, Giveover: true})
 	m.decide(r, rs, why+"; a giveover was requested")
 	return api.SchaNoErr, ""
 }

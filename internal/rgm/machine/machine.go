@@ -222,6 +222,9 @@ type Machine struct {
 	methods map[uint64]string
 	// peers is how many other nodes could take a group over.
 	peers int
+	// clusterDeps: RG_dependencies are kept by the cluster's controller
+	// (a group's dependee may be online on another node).
+	clusterDeps bool
 	now   time.Time
 	out   []Action
 }
@@ -290,6 +293,56 @@ func (m *Machine) Assign(rg string, online bool, now time.Time) []Action {
 		g.Assigned = online
 		m.reconcile()
 	}
+	return m.flush()
+}
+
+// AssignMany says for several groups whether each should be online on
+// this node, in one step.
+func (m *Machine) AssignMany(want map[string]bool, now time.Time) []Action {
+	m.now = now
+	changed := false
+	for rg, online := range want {
+		if g, ok := m.groups[rg]; ok && g.Assigned != online {
+			g.Assigned = online
+			changed = true
+		}
+	}
+	if changed {
+		m.reconcile()
+	}
+	return m.flush()
+}
+
+// ClusterDeps makes RG_dependencies the controller's business: in a
+// cluster a group's dependee may be online on another node, and the
+// controller places a group only once what it depends on is online.
+func (m *Machine) ClusterDeps(on bool) { m.clusterDeps = on }
+
+// Killed tells the machine that every process of its groups was killed
+// (the node was declared down while fenced): every resource is offline,
+// no method runs, and no group is assigned here any more.
+func (m *Machine) Killed(now time.Time) []Action {
+	m.now = now
+	for name, rs := range m.res {
+		if rs.Monitoring {
+			m.emit(StopMonitor{Resource: name})
+		}
+		r := m.cfg.Resources[name]
+		rs.Plan, rs.Running, rs.Going, rs.Monitoring, rs.Restart = nil, 0, "", false, false
+		rs.IgnoreFailedStart, rs.GiveoverAsked = false, false
+		m.answer(&rs.Waiters, int(api.SchaReconf), "the node was fenced")
+		if r != nil {
+			rs.Status, rs.StatusMsg = StatusOffline, ""
+			m.setState(r, rs, Offline)
+			m.decide(r, rs, "killed when the node was fenced and declared down")
+		}
+	}
+	m.methods = map[uint64]string{}
+	for _, gs := range m.groups {
+		gs.Assigned, gs.Cycling = false, false
+		m.answer(&gs.Waiters, int(api.SchaReconf), "the node was fenced")
+	}
+	m.reconcile()
 	return m.flush()
 }
 

@@ -14,6 +14,9 @@ import (
 // machine knows of other nodes (SetPeers).
 type Relocate struct {
 	Group, Resource, Reason string
+	// Giveover: a monitor asked for it (MONITOR_CHECK runs on the
+	// candidates first); otherwise a start failed.
+	Giveover bool
 }
 
 func (Relocate) isAction() {}
@@ -153,6 +156,9 @@ func (m *Machine) canStart(r *model.Resource, depth int) (ok bool, why string, l
 		}
 	}
 	for _, h := range m.idx.rgDeps[r.Group] {
+		if m.clusterDeps {
+			break
+		}
 		hs := m.groups[h]
 		if hs == nil || (hs.State != GroupOnline && hs.State != GroupOnlineFaulted) {
 			return false, fmt.Sprintf("its group depends on group %s, which is not online", h), false
