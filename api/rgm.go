@@ -81,6 +81,14 @@ type RGMGroup struct {
 	Decision  string    `json:"decision,omitempty"`
 	Props     []RGMProp `json:"props"`
 	Resources []string  `json:"resources"`
+	// In a cluster: the nodes the controller assigned the group to, the
+	// assignment's epoch, and the group's state across the cluster (on
+	// its primaries, or PENDING_OFFLINE while another node stops it).
+	Primaries    []string       `json:"primaries,omitempty"`
+	Epoch        uint64         `json:"epoch,omitempty"`
+	ClusterState string         `json:"cluster_state,omitempty"`
+	Placement    string         `json:"placement,omitempty"` // the controller's last reason
+	NodeStates   []RGMNodeState `json:"node_states,omitempty"`
 }
 
 // RGMPlacement is where a group runs across the cluster.
@@ -155,6 +163,9 @@ type RGMWhy struct {
 	Summary   []string      `json:"summary"`
 	Resources []RGMResource `json:"resources"` // in start order
 	Events    []Event       `json:"events"`    // the group's latest EC_rgm events
+	// Placement explains, in a cluster, why the group is where it is and
+	// why not on each other node.
+	Placement []string `json:"placement,omitempty"`
 }
 
 // OCFTestRequest asks for the ocf-tester sequence against an agent.
@@ -257,4 +268,16 @@ type RGMChange struct {
 type RGMApplyResult struct {
 	Changes []RGMChange `json:"changes"`
 	Applied bool        `json:"applied"`
+}
+
+// RGMSwitchRequest moves a group to a node (steady rg switch).
+type RGMSwitchRequest struct {
+	Node string `json:"node"`
+}
+
+// EvacuateRequest keeps every group off a node for a while (steady
+// cluster evacuate); the groups move now.
+type EvacuateRequest struct {
+	Node string   `json:"node"`
+	For  Duration `json:"for"`
 }

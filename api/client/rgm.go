@@ -233,3 +233,22 @@ func (c *Client) RGMApply(ctx context.Context, req api.RGMApplyRequest) (api.RGM
 	err := c.do(ctx, http.MethodPost, "/v1/rgm/apply", nil, req, &out)
 	return out, err
 }
+
+// SwitchGroup asks for a group to move to node.
+func (c *Client) SwitchGroup(ctx context.Context, name, node string) (api.RGMGroup, error) {
+	var out api.RGMGroup
+	err := c.do(ctx, http.MethodPost, rgmPath("groups", name, "switch"), nil, api.RGMSwitchRequest{Node: node}, &out)
+	return out, err
+}
+
+// Placement lists where every group runs across the cluster.
+func (c *Client) Placement(ctx context.Context) ([]api.RGMPlacement, error) {
+	var out []api.RGMPlacement
+	err := c.do(ctx, http.MethodGet, "/v1/rgm/placement", nil, nil, &out)
+	return out, err
+}
+
+// Evacuate keeps every group off node for d; they move now.
+func (c *Client) Evacuate(ctx context.Context, node string, d time.Duration) error {
+	return c.do(ctx, http.MethodPost, "/v1/cluster/evacuate", nil, api.EvacuateRequest{Node: node, For: api.Duration(d)}, nil)
+}

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -21,7 +22,7 @@ is the elected controller. See docs/cluster.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(newClusterInitCmd(g), newClusterTokenCmd(g), newClusterJoinCmd(g), newClusterRemoveCmd(g), newClusterLeaveCmd(g), &cobra.Command{
+	cmd.AddCommand(newClusterInitCmd(g), newClusterTokenCmd(g), newClusterJoinCmd(g), newClusterRemoveCmd(g), newClusterLeaveCmd(g), newClusterEvacuateCmd(g), &cobra.Command{
 		Use:   "status",
 		Short: "Show the nodes, their state and store role, and the controller",
 		Long: `Show every node of the cluster: up, down or leaving; its role in the store
@@ -243,4 +244,74 @@ cannot leave (the cluster would go with it).`,
 			return err
 		},
 	}
+}
+
+func newClusterEvacuateCmd(g *globals) *cobra.Command {
+	var (
+		w   waitOptions
+		dur time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "evacuate NODE [--for D]",
+		Short: "Move every resource group off a node",
+		Long: `Move every resource group off NODE, as before maintenance: each group is
+stopped on NODE and started on the next node of its Nodelist, and no group
+is placed on NODE for --for (default 1m; at most 24h). Groups that no other
+node can host go offline.
+
+Unless --no-wait is given, the command waits until NODE runs no group.`,
+		Example: `  steady cluster evacuate n2 --for 30m`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			node := args[0]
+			c := g.client()
+			if err := c.Evacuate(cmd.Context(), node, dur); err != nil {
+				return err
+			}
+			if w.noWait {
+				if !g.json() {
+					fmt.Fprintf(g.stdout, "evacuating %s for %v\n", node, dur)
+				}
+				return nil
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), w.timeout)
+			defer cancel()
+			last := -1
+			for {
+				places, err := c.Placement(ctx)
+				if err != nil {
+					return err
+				}
+				var left []string
+				for _, p := range places {
+					on := contains(p.Primaries, node)
+					for _, ns := range p.Nodes {
+						on = on || ns.Node == node && ns.State != "OFFLINE" && ns.State != "UNMANAGED"
+					}
+					if on {
+						left = append(left, p.Group)
+					}
+				}
+				if len(left) != last && !g.json() {
+					fmt.Fprintf(g.stdout, "%s runs %d group(s)\n", node, len(left))
+					last = len(left)
+				}
+				if len(left) == 0 {
+					if g.json() {
+						return printJSON(g.stdout, map[string]any{"node": node, "evacuated": true, "for": api.Duration(dur)})
+					}
+					_, err := fmt.Fprintf(g.stdout, "%s is evacuated; no group is placed on it for %v\n", node, dur)
+					return err
+				}
+				select {
+				case <-ctx.Done():
+					return &api.Error{Code: api.CodeTimeout, Message: fmt.Sprintf("%s still runs %s after %v", node, strings.Join(left, ", "), w.timeout)}
+				case <-time.After(200 * time.Millisecond):
+				}
+			}
+		},
+	}
+	cmd.Flags().DurationVar(&dur, "for", time.Minute, "how long no group is placed on the node")
+	w.add(cmd)
+	return cmd
 }

@@ -49,7 +49,7 @@ nothing is restarted or moved until the groups are resumed. Operators'
 commands still work.`, false),
 		newRGActionCmd(g, "resume", "Resume automatic recovery of groups",
 			`Resume automatic recovery of suspended groups.`, false),
-		newRGDeleteCmd(g), newRGShowCmd(g), newRGListCmd(g), newRGWhyCmd(g))
+		newRGSwitchCmd(g), newRGDeleteCmd(g), newRGShowCmd(g), newRGListCmd(g), newRGWhyCmd(g))
 	return cmd
 }
 
@@ -99,6 +99,7 @@ func newRGSetCmd(g *globals) *cobra.Command {
 
 func newRGActionCmd(g *globals, action, short, long string, waits bool) *cobra.Command {
 	var w waitOptions
+	var node string
 	if waits {
 		long += `
 
@@ -121,6 +122,11 @@ ERROR_STOP_FAILED.`
 				if err != nil {
 					return err
 				}
+				if node != "" {
+					if gr, err = c.SwitchGroup(cmd.Context(), name, node); err != nil {
+						return err
+					}
+				}
 				if waits && !w.noWait {
 					if !g.json() {
 						fmt.Fprintf(g.stdout, "group %s: %s requested\n", name, action)
@@ -129,7 +135,7 @@ ERROR_STOP_FAILED.`
 						return err
 					}
 					if !g.json() {
-						fmt.Fprintf(g.stdout, "group %s: %s\n", gr.Name, gr.State)
+						fmt.Fprintf(g.stdout, "group %s: %s\n", gr.Name, describeState(gr))
 					}
 					if failed == nil {
 						failed = settledError(g, gr)
@@ -150,6 +156,62 @@ ERROR_STOP_FAILED.`
 	if waits {
 		w.add(cmd)
 	}
+	if action == "online" {
+		cmd.Flags().StringVar(&node, "node", "", "the node to bring the groups online on (in a cluster; default: where the controller places them)")
+	}
+	return cmd
+}
+
+func newRGSwitchCmd(g *globals) *cobra.Command {
+	var (
+		w  waitOptions
+		to string
+	)
+	cmd := &cobra.Command{
+		Use:   "switch GROUP... --to NODE",
+		Short: "Move resource groups to another node of the cluster",
+		Long: `Move the groups to NODE: each is stopped where it runs, and only then started on
+NODE (a failover group never runs on two nodes). NODE must be up, in the
+group's Nodelist, and allowed by its strong affinities; a switch ignores
+Pingpong_interval. The group stays on NODE afterwards (Failback does not
+move it back until a more preferred node comes up again).
+
+Unless --no-wait is given, the command waits until each group is online on
+NODE, printing where it is as it moves.`,
+		Example: `  steady rg switch web --to n2`,
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if to == "" {
+				return usagef(cmd, "--to NODE is required")
+			}
+			c := g.client()
+			var out []api.RGMGroup
+			for _, name := range args {
+				gr, err := c.SwitchGroup(cmd.Context(), name, to)
+				if err != nil {
+					return err
+				}
+				if !w.noWait {
+					if !g.json() {
+						fmt.Fprintf(g.stdout, "group %s: switch to %s requested\n", name, to)
+					}
+					if gr, err = waitOn(cmd.Context(), g, c, name, to, w.timeout); err != nil {
+						return err
+					}
+					if !g.json() {
+						fmt.Fprintf(g.stdout, "group %s: %s\n", name, describeState(gr))
+					}
+				}
+				out = append(out, gr)
+			}
+			if g.json() {
+				return printJSON(g.stdout, out)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&to, "to", "", "the node to move the groups to")
+	w.add(cmd)
 	return cmd
 }
 
@@ -244,9 +306,24 @@ func newRGListCmd(g *globals) *cobra.Command {
 			if g.json() {
 				return printJSON(g.stdout, gs)
 			}
-			t := newTable("GROUP", "STATE", "MANAGED", "SUSPENDED", "RESOURCES")
+			places, err := g.client().Placement(cmd.Context())
+			if err != nil {
+				return err
+			}
+			byGroup := map[string]api.RGMPlacement{}
+			for _, p := range places {
+				byGroup[p.Group] = p
+			}
+			t := newTable("GROUP", "STATE", "NODES", "MANAGED", "SUSPENDED", "RESOURCES")
 			for _, gr := range gs {
-				t.add(gr.Name, orDash(gr.State), yesNo(gr.Managed), yesNo(gr.Suspended), orDash(strings.Join(gr.Resources, ",")))
+				p := byGroup[gr.Name]
+				var on []string
+				for _, ns := range p.Nodes {
+					if ns.State != "OFFLINE" && ns.State != "UNMANAGED" {
+						on = append(on, ns.Node+":"+ns.State)
+					}
+				}
+				t.add(gr.Name, orDash(gr.State), orDash(strings.Join(on, " ")), yesNo(gr.Managed), yesNo(gr.Suspended), orDash(strings.Join(gr.Resources, ",")))
 			}
 			return t.print(g.stdout)
 		},
@@ -260,7 +337,10 @@ func newRGWhyCmd(g *globals) *cobra.Command {
 		Long: `Explain a group's state: which resource holds it there, which method ran last
 with its exit code and last output lines, which policy (Failover_mode,
 Retry_count within Retry_interval, dependencies, a suspension) decided what,
-and the group's latest events.`,
+and the group's latest events. In a cluster, also where the controller
+placed it and why, and for every other node of its Nodelist why the group
+is not there (down, evacuated, Pingpong_interval, an affinity, its primaries
+are full and Failback is off).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			why, err := g.client().Why(cmd.Context(), args[0])
@@ -273,6 +353,12 @@ and the group's latest events.`,
 			fmt.Fprintf(g.stdout, "Group %s is %s on %s.\n\n", why.Group.Name, orDash(why.Group.State), why.Group.Node)
 			for _, s := range why.Summary {
 				fmt.Fprintln(g.stdout, s)
+			}
+			if len(why.Placement) > 0 {
+				fmt.Fprintf(g.stdout, "\nIn the cluster (%s):\n", describeState(why.Group))
+				for _, s := range why.Placement {
+					fmt.Fprintln(g.stdout, s)
+				}
 			}
 			if len(why.Resources) > 0 {
 				fmt.Fprintln(g.stdout)

@@ -75,11 +75,32 @@ var settledBad = map[string]bool{"ONLINE_FAULTED": true, "ERROR_STOP_FAILED": tr
 // settledError says, for a group that settled in a failed state, where to
 // look, and returns the exit status 1 for it; nil for any other state.
 func settledError(g *globals, gr api.RGMGroup) error {
-	if !settledBad[gr.State] {
+	state := effectiveState(gr)
+	if !settledBad[state] {
 		return nil
 	}
-	fmt.Fprintf(g.stderr, "steady: group %s is %s; \"steady rg why %s\" says why\n", gr.Name, gr.State, gr.Name)
+	fmt.Fprintf(g.stderr, "steady: group %s is %s; \"steady rg why %s\" says why\n", gr.Name, state, gr.Name)
 	return &silentExit{status: api.ExitFailure}
+}
+
+// effectiveState is a group's state across the cluster when the agent
+// gives one, else its state on the agent's node.
+func effectiveState(gr api.RGMGroup) string {
+	if gr.ClusterState != "" {
+		return gr.ClusterState
+	}
+	return gr.State
+}
+
+// describeState says a group's state and, in a cluster, where it runs.
+func describeState(gr api.RGMGroup) string {
+	if gr.ClusterState == "" {
+		return orDash(gr.State)
+	}
+	if len(gr.Primaries) == 0 {
+		return gr.ClusterState
+	}
+	return gr.ClusterState + " on " + strings.Join(gr.Primaries, ",")
 }
 
 // deleteEach deletes the named objects in turn, stopping at the first
@@ -116,9 +137,20 @@ func waitGroup(ctx context.Context, g *globals, c *client.Client, name string, t
 		done <- result{gr, err}
 	}()
 	seen := map[string]string{}
+	where := ""
 	show := func() {
 		if g.json() {
 			return
+		}
+		if gr, err := c.Group(ctx, name); err == nil && gr.ClusterState != "" {
+			if w := describeState(gr); w != where {
+				if gr.Placement != "" {
+					fmt.Fprintf(g.stdout, "  %s (%s)\n", w, gr.Placement)
+				} else {
+					fmt.Fprintf(g.stdout, "  %s\n", w)
+				}
+				where = w
+			}
 		}
 		rs, err := c.Resources(ctx, name)
 		if err != nil {
@@ -143,8 +175,8 @@ func waitGroup(ctx context.Context, g *globals, c *client.Client, name string, t
 				return res.g, res.err
 			}
 			show()
-			if res.g.State == "PENDING_ONLINE" || res.g.State == "PENDING_OFFLINE" {
-				return res.g, &api.Error{Code: api.CodeTimeout, Message: fmt.Sprintf("group %s is still %s after %v", name, res.g.State, timeout)}
+			if st := effectiveState(res.g); st == "PENDING_ONLINE" || st == "PENDING_OFFLINE" {
+				return res.g, &api.Error{Code: api.CodeTimeout, Message: fmt.Sprintf("group %s is still %s after %v", name, st, timeout)}
 			}
 			return res.g, nil
 		case <-tick.C:
@@ -192,4 +224,47 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// waitOn waits until a group is online on node (in the cluster's view)
+// and no longer pending, printing where it is as it moves.
+func waitOn(ctx context.Context, g *globals, c *client.Client, name, node string, timeout time.Duration) (api.RGMGroup, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	where := ""
+	for {
+		gr, err := c.Group(ctx, name)
+		if err != nil {
+			if ctx.Err() != nil {
+				return gr, &api.Error{Code: api.CodeTimeout, Message: fmt.Sprintf("group %s is not online on %s after %v", name, node, timeout)}
+			}
+			return gr, err
+		}
+		if w := describeState(gr); w != where && !g.json() {
+			if gr.Placement != "" {
+				fmt.Fprintf(g.stdout, "  %s (%s)\n", w, gr.Placement)
+			} else {
+				fmt.Fprintf(g.stdout, "  %s\n", w)
+			}
+			where = w
+		}
+		st := effectiveState(gr)
+		if contains(gr.Primaries, node) && st != "PENDING_ONLINE" && st != "PENDING_OFFLINE" {
+			return gr, settledError(g, gr)
+		}
+		select {
+		case <-ctx.Done():
+			return gr, &api.Error{Code: api.CodeTimeout, Message: fmt.Sprintf("group %s is not online on %s after %v (it is %s; \"steady rg why %s\" says why)", name, node, timeout, describeState(gr), name)}
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func contains(list []string, v string) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
 }

@@ -720,3 +720,99 @@ func (m *Manager) explainPlacement(ctx context.Context, group string) ([]string,
 	in := m.placementInput(st, rev)
 	return placement.Explain(in, group), nil
 }
+
+// addPlacement fills in where a group runs across the cluster.
+func (m *Manager) addPlacement(ctx context.Context, g *api.RGMGroup) error {
+	var a placement.Assignment
+	if it, err := m.opts.Store.Get(ctx, assignPrefix+g.Name); err == nil {
+		it.Decode(&a, placeSchema)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	g.Primaries, g.Epoch, g.Placement = a.Names(), a.Epoch, a.Reason
+	states := map[string]placement.Status{}
+	for _, n := range m.opts.Member.Nodes() {
+		if !n.Up {
+			continue
+		}
+		it, err := m.opts.Store.Get(ctx, statusPrefix+n.Name+"/"+g.Name)
+		var st placement.Status
+		if err != nil || it.Decode(&st, placeSchema) != nil || st.Epoch != n.Epoch {
+			continue
+		}
+		states[n.Name] = st
+		g.NodeStates = append(g.NodeStates, api.RGMNodeState{Node: n.Name, State: st.State})
+	}
+	g.ClusterState = summarizeCluster(a, states)
+	return nil
+}
+
+// summarizeCluster sums a group up across the cluster: pending while a node
+// has not acted on its assignment or another still stops it, else the
+// state on its primaries (the first that is not ONLINE).
+func summarizeCluster(a placement.Assignment, states map[string]placement.Status) string {
+	for n, st := range states {
+		if !contains(a.Names(), n) && !placement.Offline(st.State) {
+			if st.State == machine.GroupErrorStopFailed {
+				return st.State
+			}
+			return machine.GroupPendingOffline
+		}
+	}
+	if len(a.Pending) > 0 {
+		return machine.GroupPendingOnline
+	}
+	if len(a.Nodes) == 0 {
+		return machine.GroupOffline
+	}
+	state := machine.GroupOnline
+	for _, p := range a.Nodes {
+		st, ok := states[p.Node]
+		switch {
+		case !ok || st.Seen < a.Epoch:
+			return machine.GroupPendingOnline
+		case st.State != machine.GroupOnline && state == machine.GroupOnline:
+			state = st.State
+		}
+	}
+	return state
+}
+
+func contains(list []string, v string) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// waitCluster waits until a group is no longer pending anywhere in the
+// cluster. A group that should be online but is placed nowhere counts
+// as settled once its placement has not changed for a second (no node
+// can host it, or it waits for a dependency: "steady rg why" says).
+func (m *Manager) waitCluster(ctx context.Context, name string) error {
+	var lastEpoch uint64
+	var since time.Time
+	for {
+		g, err := m.Group(ctx, name)
+		if err != nil {
+			return err
+		}
+		pending := g.ClusterState == machine.GroupPendingOnline || g.ClusterState == machine.GroupPendingOffline
+		if !pending && g.Managed && g.Online && len(g.Primaries) == 0 {
+			if g.Epoch != lastEpoch || since.IsZero() {
+				lastEpoch, since = g.Epoch, time.Now()
+			}
+			pending = time.Since(since) < time.Second
+		}
+		if !pending {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}

@@ -255,6 +255,16 @@ func (m *Manager) GroupAction(ctx context.Context, name, action string) error {
 	}
 	switch action {
 	case ActOnline:
+		if m.cl != nil {
+			if g, err := m.Group(ctx, name); err == nil && len(g.Primaries) > 0 && g.Online {
+				// Online somewhere: try again what failed, where it runs.
+				if info.Assigned {
+					return m.do(ctx, func() { m.apply(m.mach.Retry(name, m.opts.Now())) })
+				}
+				return nil
+			}
+			return m.editGroup(ctx, name, func(g *model.Group) error { g.Online, g.Managed = true, true; return nil })
+		}
 		if info.Assigned {
 			// Already online here: try again what failed.
 			return m.do(ctx, func() { m.apply(m.mach.Retry(name, m.opts.Now())) })
@@ -264,7 +274,7 @@ func (m *Manager) GroupAction(ctx context.Context, name, action string) error {
 		return m.editGroup(ctx, name, func(g *model.Group) error { g.Online = false; return nil })
 	case ActRestart:
 		if !info.Assigned {
-			return fmt.Errorf("%w: group %s is not online here", ErrState, name)
+			return fmt.Errorf("%w: group %s is not online on this node (%s); restart it on the node that runs it", ErrState, name, m.opts.Node)
 		}
 		return m.do(ctx, func() { m.apply(m.mach.RestartGroup(name, m.opts.Now())) })
 	case ActManage:
@@ -288,8 +298,14 @@ func (m *Manager) GroupAction(ctx context.Context, name, action string) error {
 	return fmt.Errorf("%w: unknown group action %q", model.ErrInvalid, action)
 }
 
-// WaitGroup waits until the group is no longer pending on this node.
+// WaitGroup waits until the group is no longer pending on this node
+// (in a cluster: anywhere).
 func (m *Manager) WaitGroup(ctx context.Context, name string) (machine.GroupInfo, error) {
+	if m.cl != nil {
+		err := m.waitCluster(ctx, name)
+		info, _ := m.groupInfo(ctx, name)
+		return info, err
+	}
 	for {
 		info, ok := m.groupInfo(ctx, name)
 		if !ok {

@@ -77,14 +77,21 @@ func (m *Manager) Resources(ctx context.Context, group string) []api.RGMResource
 	return out
 }
 
-// Group describes a group and its state on this node.
+// Group describes a group and its state on this node and, in a
+// cluster, across the cluster.
 func (m *Manager) Group(ctx context.Context, name string) (api.RGMGroup, error) {
 	cfg := m.Config()
 	g, ok := cfg.Groups[name]
 	if !ok {
 		return api.RGMGroup{}, fmt.Errorf("%w: group %s", ErrNotFound, name)
 	}
-	return m.groupView(ctx, cfg, g), nil
+	out := m.groupView(ctx, cfg, g)
+	if m.cl != nil {
+		if err := m.addPlacement(ctx, &out); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
 }
 
 func (m *Manager) groupView(ctx context.Context, cfg *model.Config, g *model.Group) api.RGMGroup {

@@ -33,6 +33,13 @@ func (m *Manager) Why(ctx context.Context, name string) (api.RGMWhy, error) {
 		}
 	}
 	out.Summary = summarize(g, out.Resources)
+	if m.cl != nil {
+		lines, err := m.explainPlacement(ctx, name)
+		if err != nil {
+			return out, err
+		}
+		out.Placement = lines
+	}
 	if m.opts.Bus != nil {
 		recent, err := m.opts.Bus.Tail(event.Filter{Class: machine.ClassRGM}, whyScan)
 		if err == nil {
@@ -118,6 +125,8 @@ func summarize(g api.RGMGroup, rs []api.RGMResource) []string {
 		switch {
 		case !g.Online:
 			add("Group %s is offline because it was taken offline (or never brought online): \"steady rg online %s\" starts it.", g.Name, g.Name)
+		case !g.Assigned && len(g.Primaries) > 0:
+			add("Group %s runs on %s, not on this node.", g.Name, strings.Join(g.Primaries, ", "))
 		case !g.Assigned:
 			add("Group %s should be online but is not assigned to this node.", g.Name)
 		default:

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"sort"
 	"strconv"
 	"time"
 
@@ -41,6 +42,9 @@ func (s *Server) rgmRoutes() []routeSpec {
 		{"POST /v1/rgm/resources/{name}/status", auth.Read, s.setResourceStatus},
 		{"POST /v1/rgm/control", auth.Read, s.control},
 		{"GET /v1/rgm/cluster", auth.Read, s.rgmCluster},
+		{"GET /v1/rgm/placement", auth.Read, s.rgmPlacement},
+		{"POST /v1/rgm/groups/{name}/switch", auth.Change, s.switchGroup},
+		{"POST /v1/cluster/evacuate", auth.Change, s.evacuate},
 		{"GET /v1/rgm/config", auth.Read, s.exportRGM},
 		{"POST /v1/rgm/apply", auth.Change, s.applyRGM},
 	}
@@ -398,6 +402,57 @@ func (s *Server) control(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) rgmCluster(w http.ResponseWriter, r *http.Request) error {
 	return s.withRGM(w, r, func(m *rgm.Manager) (int, any, error) { return http.StatusOK, m.Cluster(), nil })
+}
+
+// rgmPlacement lists where every group runs across the cluster.
+func (s *Server) rgmPlacement(w http.ResponseWriter, r *http.Request) error {
+	return s.withRGM(w, r, func(m *rgm.Manager) (int, any, error) {
+		all, err := m.ClusterGroups(r.Context())
+		if err != nil {
+			return 0, nil, err
+		}
+		out := make([]api.RGMPlacement, 0, len(all))
+		for _, p := range all {
+			out = append(out, p)
+		}
+		sort.Slice(out, func(i, j int) bool { return out[i].Group < out[j].Group })
+		return http.StatusOK, out, nil
+	})
+}
+
+func (s *Server) switchGroup(w http.ResponseWriter, r *http.Request) error {
+	var req api.RGMSwitchRequest
+	if err := decodeBody(r, &req); err != nil {
+		return err
+	}
+	if req.Node == "" {
+		return api.Errorf(api.CodeInvalid, "switch: give the node to move the group to")
+	}
+	return s.withRGM(w, r, func(m *rgm.Manager) (int, any, error) {
+		name := r.PathValue("name")
+		if err := m.Switch(r.Context(), name, req.Node); err != nil {
+			return 0, nil, err
+		}
+		g, err := m.Group(r.Context(), name)
+		return http.StatusOK, g, err
+	})
+}
+
+func (s *Server) evacuate(w http.ResponseWriter, r *http.Request) error {
+	var req api.EvacuateRequest
+	if err := decodeBody(r, &req); err != nil {
+		return err
+	}
+	d := time.Duration(req.For)
+	if d == 0 {
+		d = time.Minute
+	}
+	if req.Node == "" || d < 0 || d > 24*time.Hour {
+		return api.Errorf(api.CodeInvalid, "evacuate: give a node and a duration up to 24h")
+	}
+	return s.withRGM(w, r, func(m *rgm.Manager) (int, any, error) {
+		return 0, nil, m.Evacuate(r.Context(), req.Node, d)
+	})
 }
 
 func (s *Server) exportRGM(w http.ResponseWriter, r *http.Request) error {
