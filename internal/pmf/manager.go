@@ -60,10 +60,10 @@ type Options struct {
 	// be re-adopted: their processes are killed and their records
 	// removed (the node was declared down while its agent was away, so
 	// what its resource groups ran may run elsewhere now).
-	Discard       func(tag string) bool
-	Now           func() time.Time
-	Logger        *slog.Logger
-	Registerer    prometheus.Registerer
+	Discard    func(tag string) bool
+	Now        func() time.Time
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
 }
 
 // Requester is who asks for a change: only the tag's owner or an

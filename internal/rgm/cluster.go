@@ -96,7 +96,7 @@ type clusterState struct {
 	cfgMu      sync.Mutex // guards cfgChanged
 	cfgChanged chan struct{}
 
-	epochMu    sync.Mutex // guards groupEpoch
+	epochMu    sync.Mutex        // guards groupEpoch
 	groupEpoch map[string]uint64 // the assignment epoch of each group, for methods (STEADY_EPOCH)
 
 	targetsMu  sync.Mutex // guards targetsCfg and targets

@@ -59,11 +59,11 @@ type Options struct {
 	Spawner reaper.Spawner
 	// Cgroup is steady's cgroup under the cgroup v2 mount; methods run in
 	// cgroups below CGROUP/rgm. Empty: process groups only.
-	Cgroup     string
-	BinDir     string // compatibility commands for methods (pmfadm, scha_*)
-	Socket     string // the agent's socket
-	OCFRoot    string
-	KillGrace  time.Duration // SIGABRT to SIGKILL when a method times out
+	Cgroup    string
+	BinDir    string // compatibility commands for methods (pmfadm, scha_*)
+	Socket    string // the agent's socket
+	OCFRoot   string
+	KillGrace time.Duration // SIGABRT to SIGKILL when a method times out
 	// Member, when set, is the node's membership: groups go where the
 	// cluster's controller assigns them (and this node's manager is the
 	// controller while the node is elected). Without it, the single-node
@@ -76,8 +76,8 @@ type Options struct {
 	// failure: "reboot", or a shell command.
 	FenceAction string
 	Now         func() time.Time
-	Logger     *slog.Logger
-	Registerer prometheus.Registerer
+	Logger      *slog.Logger
+	Registerer  prometheus.Registerer
 }
 
 // Manager is the resource group manager of one node.

@@ -225,8 +225,8 @@ type Machine struct {
 	// clusterDeps: RG_dependencies are kept by the cluster's controller
 	// (a group's dependee may be online on another node).
 	clusterDeps bool
-	now   time.Time
-	out   []Action
+	now         time.Time
+	out         []Action
 }
 
 // New creates the machine of node with an empty configuration.

@@ -272,7 +272,9 @@ func TestScalableAndAffinities(t *testing.T) {
 	w.group("db", func(g *Group) { g.Nodelist = []string{"n3", "n2", "n1"} })
 	w.group("cache", func(g *Group) { g.Affinities = []Affinity{{Group: "db", Strong: true, Positive: true}} })
 	w.group("batch", func(g *Group) { g.Affinities = []Affinity{{Group: "db", Strong: true}} })
-	w.group("report", func(g *Group) { g.Affinities = []Affinity{{Group: "web", Positive: true}, {Group: "db", Positive: true}} })
+	w.group("report", func(g *Group) {
+		g.Affinities = []Affinity{{Group: "web", Positive: true}, {Group: "db", Positive: true}}
+	})
 	w.settle()
 	w.expect("web", "n1,n2")
 	w.expect("db", "n3")
