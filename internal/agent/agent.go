@@ -224,9 +224,7 @@ func New(ctx context.Context, opts Options) (_ *Agent, err error) {
 	// A watchdog that fired while no agent ran: the processes it froze
 	// may run on, or must die (the node was declared down meanwhile).
 	takenOver := a.member.TakenOver()
-	if st, err := a.watchdog.Status(); err != nil {
-		log.Warn("the watchdog cannot be reached: the node's groups are not guarded when the agent dies", "err", err)
-	} else if st.Fired {
+	if st, err := a.watchdog.Status(); err == nil && st.Fired {
 		kill := takenOver || !a.member.Resumed()
 		log.Warn("the watchdog froze the node's groups while no agent ran", "fired_at", st.FiredAt, "kill", kill)
 		a.watchdog.Resolve(kill)

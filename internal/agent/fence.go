@@ -74,18 +74,25 @@ func (f *fence) Kill(ctx context.Context, epoch uint64) {
 // only do harm.
 func (f *fence) confirmed(deadline time.Time, epoch uint64) {
 	r, m := f.parts()
-	others := false
-	if m != nil {
-		for _, n := range m.Nodes() {
-			others = others || n.Name != m.Node()
+	if m == nil {
+		// The first heartbeat of a restarted agent, before the membership
+		// is set here: a watchdog the previous agent armed gets the new
+		// deadline at once.
+		if st, err := f.wd.Status(); err == nil && st.Armed && !st.Fired {
+			f.wd.Arm(deadline, epoch, nil)
 		}
+		return
+	}
+	others := false
+	for _, n := range m.Nodes() {
+		others = others || n.Name != m.Node()
 	}
 	if !others {
 		f.mu.Lock()
 		was := f.armed
 		f.armed = false
 		f.mu.Unlock()
-		if was || m == nil {
+		if was {
 			f.wd.Disarm()
 		}
 		return
@@ -103,7 +110,7 @@ func (f *fence) confirmed(deadline time.Time, epoch uint64) {
 	f.mu.Lock()
 	f.armed = true
 	f.mu.Unlock()
-	if st.Fired && m != nil && !m.Fenced() {
+	if st.Fired && !m.Fenced() {
 		// It fired while this agent was slow to feed it, yet the
 		// membership held (a heartbeat was just confirmed in time).
 		f.log.Warn("the watchdog froze the node's groups while the agent was slow; thawing them")

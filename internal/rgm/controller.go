@@ -41,12 +41,13 @@ type ctlState struct {
 	requests map[string]placement.Request
 	checks   map[string]map[string]placement.Check
 	evac     map[string]time.Time
+	cfgRev   map[string]int64 // the revision of each group's configuration
 }
 
 func newCtlState() *ctlState {
 	return &ctlState{assign: map[string]placement.Assignment{}, status: map[string]map[string]placement.Status{},
 		pingpong: map[string]map[string]time.Time{}, requests: map[string]placement.Request{},
-		checks: map[string]map[string]placement.Check{}, evac: map[string]time.Time{}}
+		checks: map[string]map[string]placement.Check{}, evac: map[string]time.Time{}, cfgRev: map[string]int64{}}
 }
 
 // take applies one change; it reports whether placement may change.
@@ -131,6 +132,14 @@ func (s *ctlState) take(ev store.WatchEvent) bool {
 			s.checks[g][node] = placement.Check{Request: c.Request, Done: c.Done, OK: c.OK, Msg: c.Msg}
 		}
 		return true
+	case strings.HasPrefix(key, groupsPrefix):
+		g := key[len(groupsPrefix):]
+		if del {
+			delete(s.cfgRev, g)
+		} else {
+			s.cfgRev[g] = ev.Item.ModRevision
+		}
+		return false // placement follows the configuration the loop has
 	case strings.HasPrefix(key, evacuatePrefix):
 		node := key[len(evacuatePrefix):]
 		if del {
@@ -181,7 +190,7 @@ func (m *Manager) placementGroups(cfg *model.Config) map[string]*placement.Group
 // placementInput builds the input of the placement core.
 func (m *Manager) placementInput(s *ctlState, rev int64) *placement.Input {
 	in := &placement.Input{Now: m.opts.Now(), Rev: rev, Groups: m.placementGroups(m.Config()), Assign: s.assign,
-		Status: s.status, Pingpong: s.pingpong, Checks: s.checks}
+		Status: s.status, Pingpong: s.pingpong, Checks: s.checks, ConfigRev: s.cfgRev}
 	for _, n := range m.opts.Member.Nodes() {
 		in.Nodes = append(in.Nodes, placement.Node{Name: n.Name, Up: n.Up, Epoch: n.Epoch, UpRev: n.UpRev, EvacuatedUntil: s.evac[n.Name]})
 	}

@@ -279,13 +279,16 @@ func NewClient(dir, binary string, spawner reaper.Spawner, log *slog.Logger) *Cl
 // ErrNoWatchdog: the watchdog could not be started or reached.
 var ErrNoWatchdog = errors.New("watchdog: not reachable")
 
-func (c *Client) connectLocked() error {
+func (c *Client) connectLocked(spawn bool) error {
 	if c.conn != nil {
 		return nil
 	}
 	path := filepath.Join(c.dir, SocketName)
 	conn, err := net.DialTimeout("unix", path, time.Second)
 	if err != nil {
+		if !spawn {
+			return fmt.Errorf("%w: %s: %w", ErrNoWatchdog, path, err)
+		}
 		if err := c.spawn(); err != nil {
 			return err
 		}
@@ -332,11 +335,13 @@ func (c *Client) spawn() error {
 	return nil
 }
 
+// call sends a request; only arming starts a watchdog that is not
+// running (there is nothing to ask or disarm of one that is not).
 func (c *Client) call(req request) (Status, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for attempt := 0; attempt < 2; attempt++ {
-		if err := c.connectLocked(); err != nil {
+		if err := c.connectLocked(req.Op == "arm"); err != nil {
 			return Status{}, err
 		}
 		send := req
@@ -384,7 +389,7 @@ func (c *Client) Disarm() error {
 	return err
 }
 
-// Status asks the watchdog what it did.
+// Status asks the watchdog what it did (ErrNoWatchdog when none runs).
 func (c *Client) Status() (Status, error) { return c.call(request{Op: "status"}) }
 
 // Resolve tells a watchdog that fired what became of the node: kill

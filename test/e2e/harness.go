@@ -81,12 +81,42 @@ func buildBinary(t testing.TB, race bool) string {
 	return b.path
 }
 
+var markServer buildResult
+
+// MarkServer builds the failover tests' service (test/e2e/markserver).
+func MarkServer(t testing.TB) string {
+	t.Helper()
+	b := &markServer
+	b.once.Do(func() {
+		dir, err := os.MkdirTemp("", "steady-e2e-marks-")
+		if err != nil {
+			b.err = err
+			return
+		}
+		os.Chmod(dir, 0o755)
+		b.path = filepath.Join(dir, "markserver")
+		_, file, _, _ := runtime.Caller(0)
+		cmd := exec.Command("go", "build", "-o", b.path, "./test/e2e/markserver")
+		cmd.Dir = filepath.Join(filepath.Dir(file), "..", "..")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if b.err != nil {
+		t.Fatal(b.err)
+	}
+	return b.path
+}
+
 // CleanupBinary removes the built binaries; call it from TestMain.
 func CleanupBinary() {
 	for i := range builds {
 		if builds[i].path != "" {
 			os.RemoveAll(filepath.Dir(builds[i].path))
 		}
+	}
+	if markServer.path != "" {
+		os.RemoveAll(filepath.Dir(markServer.path))
 	}
 }
 

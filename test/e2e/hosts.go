@@ -9,8 +9,11 @@ package e2e
 // of a veth pair whose other end is a port of that bridge. Cutting a
 // host's link sets its port down; healing sets it up.
 //
-// The agent runs as PID 1 of its host: killing the host (SIGKILL to that
-// process) ends every process of the host at once, as a power cut would.
+// PID 1 of a host is a small shell that runs the agent as its child and,
+// when the agent dies, waits for the test to start it again: killing the
+// host (SIGKILL to PID 1) ends every process of the host at once, as a
+// power cut would, while killing only the agent leaves the host, its
+// services and the agent's watchdog running.
 
 import (
 	"bytes"
@@ -200,7 +203,19 @@ while ! ip link show eth0 >/dev/null 2>&1; do
 done
 ip addr add "$ADDR/24" dev eth0
 ip link set eth0 up
-exec "$@"
+set +e
+pid=0
+trap 'touch "$HOSTDIR/stop"; [ "$pid" -gt 0 ] && kill -TERM "$pid"' TERM INT
+while :; do
+	rm -f "$HOSTDIR/restart"
+	"$@" &
+	pid=$!
+	while kill -0 "$pid" 2>/dev/null; do wait "$pid"; done
+	pid=0
+	[ -e "$HOSTDIR/stop" ] && exit 0
+	until [ -e "$HOSTDIR/restart" ] || [ -e "$HOSTDIR/stop" ]; do sleep 0.02; done
+	[ -e "$HOSTDIR/stop" ] && exit 0
+done
 `
 
 // Start creates the host's namespaces, wires it to the bridge, runs the
@@ -218,7 +233,9 @@ func (h *Host) Start() error {
 		}
 	}
 	cmd := exec.Command("/bin/sh", "-c", hostInit, "init", bin, "agent", "--config", h.Config)
-	cmd.Env = append(environ(), "ADDR="+h.Addr)
+	os.Remove(filepath.Join(h.Dir, "stop"))
+	os.Remove(filepath.Join(h.Dir, "restart"))
+	cmd.Env = append(environ(), "ADDR="+h.Addr, "HOSTDIR="+h.Dir)
 	cmd.Stdout = &lockedWriter{mu: &h.mu, w: h.log}
 	cmd.Stderr = cmd.Stdout
 	cmd.SysProcAttr = &syscall.SysProcAttr{
@@ -267,6 +284,53 @@ func (h *Host) PID() int {
 	default:
 	}
 	return h.cmd.Process.Pid
+}
+
+// AgentPID is the agent's pid (as the test sees it), 0 when it is not
+// running.
+func (h *Host) AgentPID() int {
+	init := h.PID()
+	if init == 0 {
+		return 0
+	}
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", init, init))
+	for _, f := range strings.Fields(string(b)) {
+		pid, _ := strconv.Atoi(f)
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if bytes.Contains(cmdline, []byte("agent\x00--config")) {
+			return pid
+		}
+	}
+	return 0
+}
+
+// KillAgent kills only the agent (SIGKILL); the host and what the agent
+// started stay.
+func (h *Host) KillAgent() error {
+	pid := h.AgentPID()
+	if pid == 0 {
+		return fmt.Errorf("host %s runs no agent", h.Name)
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+	for i := 0; i < 500; i++ {
+		if h.AgentPID() == 0 {
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return fmt.Errorf("the agent of %s survived SIGKILL", h.Name)
+}
+
+// RestartAgent starts the agent again after KillAgent and waits until it
+// answers.
+func (h *Host) RestartAgent() error {
+	if err := os.WriteFile(filepath.Join(h.Dir, "restart"), nil, 0o644); err != nil {
+		return err
+	}
+	h.mu.Lock()
+	exited := h.exited
+	h.mu.Unlock()
+	return waitAnswer(h.Socket, exited, func() string { return fmt.Sprintf("host %s ended while its agent restarted:\n%s", h.Name, h.Log()) }, h.Log)
 }
 
 // Running reports whether the host's PID 1 is alive.

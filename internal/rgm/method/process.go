@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,8 +28,11 @@ type ProcessMonitor interface {
 func ProcessTag(group, resource string) string { return group + "," + resource + ",0.svc" }
 
 // processSpec builds the process monitor spec of a steady.Process
-// resource, or explains what is wrong with its properties.
-func processSpec(c Call) (pmf.Spec, error) {
+// resource, or explains what is wrong with its properties. The command
+// learns where it runs and the assignment's epoch (its fencing token)
+// from STEADY_NODE, STEADY_RESOURCE, STEADY_RESOURCE_GROUP and
+// STEADY_EPOCH.
+func processSpec(c Call, node string) (pmf.Spec, error) {
 	cmd := c.Values.List("Command")
 	if len(cmd) == 0 || !filepath.IsAbs(cmd[0]) {
 		return pmf.Spec{}, fmt.Errorf("property Command must start with an absolute path, not %q", strings.Join(cmd, " "))
@@ -37,7 +41,9 @@ func processSpec(c Call) (pmf.Spec, error) {
 	if err != nil {
 		return pmf.Spec{}, fmt.Errorf("property User: %w", err)
 	}
-	env := append(id.Env(), c.Values.List("Environment")...)
+	env := append(id.Env(), "STEADY_NODE="+node, "STEADY_RESOURCE="+c.Resource, "STEADY_RESOURCE_GROUP="+c.Group,
+		"STEADY_EPOCH="+strconv.FormatUint(c.Epoch, 10))
+	env = append(env, c.Values.List("Environment")...)
 	for _, e := range c.Values.List("Environment") {
 		if k, _, ok := strings.Cut(e, "="); !ok || k == "" {
 			return pmf.Spec{}, fmt.Errorf("property Environment: entry %q is not NAME=VALUE", e)
@@ -60,7 +66,7 @@ func processSpec(c Call) (pmf.Spec, error) {
 // started), STOP stops it with Stop_signal and SIGKILL after Stop_timeout
 // (a tag that is gone counts as stopped), VALIDATE checks the properties.
 func (r *Runner) runProcess(ctx context.Context, c Call) machine.Result {
-	spec, err := processSpec(c)
+	spec, err := processSpec(c, r.opts.Node)
 	switch c.Method {
 	case "VALIDATE":
 		if err != nil {

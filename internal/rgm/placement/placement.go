@@ -195,6 +195,10 @@ type Input struct {
 	Pingpong map[string]map[string]time.Time // group, node: when it failed or was given over there
 	Requests []Request
 	Checks   map[string]map[string]Check // group, node
+	// ConfigRev is the store revision of each group's configuration:
+	// failback counts only nodes that came up after the group was placed
+	// and after it was last changed (turning Failback on moves nothing).
+	ConfigRev map[string]int64
 }
 
 // Mark is a pingpong mark to record.
@@ -513,7 +517,7 @@ func (s *state) place(g *Group) {
 			}
 		case relieve != nil:
 			target, reason = s.relieve(g, relieve, cands, stay, keep, desired)
-		case g.Failback && s.failback(cur, cands, stay, desired):
+		case g.Failback && s.failback(cur, max(cur.Rev, s.in.ConfigRev[g.Name]), cands, stay, desired):
 			target = fill(cands, nil)
 			reason = "failback: a more preferred node came up"
 		default:
@@ -582,14 +586,15 @@ func (s *state) place(g *Group) {
 }
 
 // failback reports whether a more preferred candidate than a node the
-// group stays on came up after the group was placed.
-func (s *state) failback(cur Assignment, cands, stay []string, desired int) bool {
+// group stays on came up after since (the group's placement or its last
+// change).
+func (s *state) failback(cur Assignment, since int64, cands, stay []string, desired int) bool {
 	best := cands
 	if len(best) > desired {
 		best = best[:desired]
 	}
 	for _, n := range best {
-		if !contains(stay, n) && s.nodes[n].UpRev > cur.Rev && len(stay) > 0 {
+		if !contains(stay, n) && s.nodes[n].UpRev > since && len(stay) > 0 {
 			return true
 		}
 	}

@@ -147,9 +147,14 @@ func TestPlaceAndFailover(t *testing.T) {
 	w.up("n1")
 	w.settle()
 	w.expect("web", "n2")
+	// Turning Failback on moves nothing by itself.
+	w.in.Groups["web"].Failback = true
+	w.in.ConfigRev = map[string]int64{"web": w.in.Rev}
+	w.in.Rev++
+	w.settle()
+	w.expect("web", "n2")
 	// With Failback, a more preferred node that comes up takes it back,
 	// in two steps: n2 stops it first.
-	w.in.Groups["web"].Failback = true
 	w.down("n1")
 	w.settle()
 	w.up("n1")
