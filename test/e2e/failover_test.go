@@ -325,3 +325,154 @@ func TestFailover(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	checkMarks(t, dir)
 }
+
+// fencingConfig is HostConfig with a fence action that leaves a mark.
+const fencingConfig = HostConfig + `rgm:
+  fence_action: "echo $STEADY_RESOURCE > {{.Dir}}/fenced"
+`
+
+// An RTR type whose START and STOP fail on a node when a file says so.
+func installFlaky(t *testing.T, h *Host) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "steady-flaky-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o755)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	for name, body := range map[string]string{
+		"start": "#!/bin/sh\n[ -e " + dir + "/fail-start-$STEADY_NODE ] && { echo \"start refused on $STEADY_NODE\"; exit 1; }\nexit 0\n",
+		"stop":  "#!/bin/sh\n[ -e " + dir + "/fail-stop-$STEADY_NODE ] && { echo \"stop refused on $STEADY_NODE\"; exit 1; }\nexit 0\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rtr := filepath.Join(dir, "flaky.rtr")
+	os.WriteFile(rtr, []byte(`RESOURCE_TYPE = "flaky";
+VENDOR_ID = STDY;
+RT_VERSION = "1";
+RT_BASEDIR = `+dir+`;
+FAILOVER = TRUE;
+START = start;
+STOP = stop;
+{ PROPERTY = Start_timeout; DEFAULT = 10; }
+{ PROPERTY = Stop_timeout; DEFAULT = 10; }
+`), 0o644)
+	cli(t, h, "type", "register", "-f", rtr)
+	return dir
+}
+
+func flakyGroup(t *testing.T, h *Host, name, mode string) {
+	t.Helper()
+	cli(t, h, "rg", "create", name, "-p", "Nodelist=n1,n2,n3")
+	cli(t, h, "resource", "create", name+"-r", "-g", name, "-t", "STDY.flaky", "-p", "Failover_mode="+mode)
+}
+
+func touch(t *testing.T, path string) {
+	t.Helper()
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Failover_mode across nodes: a start failure under SOFT moves the group
+// to the next node; under NONE it stays ONLINE_FAULTED; a stop failure
+// under NONE leaves the group ERROR_STOP_FAILED (started nowhere else)
+// until it is cleared; under HARD the node fences itself, its groups
+// move, and the fence action runs.
+func TestFailoverPolicies(t *testing.T) {
+	n := NewNet(t)
+	var hs []*Host
+	for i := 1; i <= 3; i++ {
+		h := n.AddHost(i, fencingConfig)
+		if err := h.Start(); err != nil {
+			t.Fatal(err)
+		}
+		hs = append(hs, h)
+	}
+	formCluster(t, hs)
+	waitVoters(t, hs[2], 3)
+	n1, n2, n3 := hs[0], hs[1], hs[2]
+	dir := installFlaky(t, n1)
+	for _, g := range [][2]string{{"soft", "SOFT"}, {"none", "NONE"}, {"stuck", "NONE"}, {"hard", "HARD"}} {
+		flakyGroup(t, n1, g[0], g[1])
+	}
+
+	touch(t, dir+"/fail-start-n1")
+	cli(t, n2, "rg", "online", "soft")
+	waitPlaced(t, n3, "soft", "n2", 20*time.Second)
+	if why := cli(t, n3, "rg", "why", "soft"); !strings.Contains(why, "a start failed on n1") || !strings.Contains(why, "Pingpong_interval") {
+		t.Fatalf("rg why soft:\n%s", why)
+	}
+	if r := n2.CLI("rg", "online", "none"); r.Code != 1 || !strings.Contains(r.Stderr, "ONLINE_FAULTED") {
+		t.Fatalf("online none: %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	time.Sleep(time.Second)
+	if g := groupOn(t, n3, "none"); len(g.Primaries) != 1 || g.Primaries[0] != "n1" || g.ClusterState != "ONLINE_FAULTED" {
+		t.Fatalf("under NONE the group must stay ONLINE_FAULTED on n1: %+v", g)
+	}
+	os.Remove(dir + "/fail-start-n1")
+
+	// A stop failure under NONE: nobody else starts it until cleared.
+	cli(t, n1, "rg", "online", "stuck")
+	waitPlaced(t, n3, "stuck", "n1", 20*time.Second)
+	touch(t, dir+"/fail-stop-n1")
+	cli(t, n3, "rg", "switch", "stuck", "--to", "n2", "--no-wait")
+	deadline := time.Now().Add(20 * time.Second)
+	for groupOn(t, n3, "stuck").ClusterState != "ERROR_STOP_FAILED" {
+		if time.Now().After(deadline) {
+			t.Fatalf("stuck: %+v", groupOn(t, n3, "stuck"))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	if g := groupOn(t, n3, "stuck"); len(g.Primaries) != 0 || g.ClusterState != "ERROR_STOP_FAILED" {
+		t.Fatalf("a group that failed to stop was started elsewhere: %+v", g)
+	}
+	cli(t, n1, "resource", "clear", "stuck-r", "--flag", "STOP_FAILED")
+	waitPlaced(t, n3, "stuck", "n2", 20*time.Second)
+
+	// A stop failure under HARD: n1 fences itself and leaves the cluster
+	// until its agent restarts; its groups move; the fence action runs.
+	cli(t, n1, "rg", "online", "hard")
+	waitPlaced(t, n3, "hard", "n1", 20*time.Second)
+	cli(t, n3, "rg", "switch", "hard", "--to", "n2", "--no-wait")
+	waitPlaced(t, n3, "hard", "n2", 20*time.Second)
+	waitPlaced(t, n3, "none", "n2", 20*time.Second) // it was on n1 too
+	cs := waitStatus(t, n3, "n1 down", 10*time.Second, func(cs api.ClusterStatus) bool { s, _ := nodeState(cs, "n1"); return s == "down" })
+	for _, nd := range cs.Nodes {
+		if nd.Name == "n1" && !strings.Contains(nd.DownReason, "declared down by n1") {
+			t.Fatalf("n1's down reason: %q", nd.DownReason)
+		}
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		if b, err := os.ReadFile(filepath.Join(n1.Dir, "fenced")); err == nil && strings.TrimSpace(string(b)) == "hard-r" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the fence action did not run")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if r := n1.CLI("status"); r.Code != 1 || !strings.Contains(r.Stdout+r.Stderr, "fenced") {
+		t.Fatalf("n1's status does not say it is fenced: %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	// Restarted, it rejoins in a new epoch.
+	os.Remove(dir + "/fail-stop-n1")
+	if err := n1.KillAgent(); err != nil {
+		t.Fatal(err)
+	}
+	if err := n1.RestartAgent(); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, n3, "n1 up again", 20*time.Second, func(cs api.ClusterStatus) bool {
+		for _, nd := range cs.Nodes {
+			if nd.Name == "n1" {
+				return nd.State == "up" && nd.Epoch >= 2
+			}
+		}
+		return false
+	})
+}

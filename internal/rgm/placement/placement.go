@@ -572,6 +572,10 @@ func (s *state) place(g *Group) {
 			next.Stopping = setStop(next.Stopping, p.Node, epoch)
 		}
 	}
+	if reason == "" && len(cur.Pending) > 0 {
+		// The second step of a move: its reason is the first step's.
+		reason, _, _ = strings.Cut(cur.Reason, "; waits for ")
+	}
 	switch {
 	case len(waiting) > 0:
 		reason = fmt.Sprintf("%s; waits for %s to stop it before it starts on %s", orDefault(reason, "moving"), strings.Join(without(running, target...), ", "), strings.Join(waiting, ", "))
@@ -631,17 +635,17 @@ func (s *state) relieve(g *Group, r *Request, cands, stay, keep []string, desire
 		}
 	}
 	s.out.Done = append(s.out.Done, r.ID)
-	what := "a start failed"
+	what := "a start failed on " + r.Node
 	if r.Kind == Giveover {
-		what = "a giveover was asked for"
+		what = "a giveover was asked for on " + r.Node
 	}
 	if r.Reason != "" {
 		what += " (" + r.Reason + ")"
 	}
 	if chosen == "" {
-		text := fmt.Sprintf("%s on %s, but no other node can take %s: it stays there", what, r.Node, g.Name)
+		text := fmt.Sprintf("%s, but no other node can take %s: it stays there", what, g.Name)
 		if r.Kind == Giveover && g.Checks && len(alt) > 0 {
-			text = fmt.Sprintf("%s on %s, but MONITOR_CHECK failed on every other candidate (%s): it stays there", what, r.Node, strings.Join(alt, ", "))
+			text = fmt.Sprintf("%s, but MONITOR_CHECK failed on every other candidate (%s): it stays there", what, strings.Join(alt, ", "))
 		}
 		s.decide(g.Name, "%s", text)
 		return keep, ""
@@ -656,7 +660,7 @@ func (s *state) relieve(g *Group, r *Request, cands, stay, keep []string, desire
 			out = append(out, n)
 		}
 	}
-	return out, fmt.Sprintf("%s on %s: moved to %s", what, r.Node, chosen)
+	return out, fmt.Sprintf("%s: moved to %s", what, chosen)
 }
 
 // Explain says where a group is and why, and why each other node of its
