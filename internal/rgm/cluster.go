@@ -2,6 +2,7 @@ package rgm
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -184,16 +185,10 @@ func (m *Manager) followOnce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var reload <-chan time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-reload:
-			reload = nil
-			if err := m.reloadConfig(ctx); err != nil {
-				return err
-			}
 		case b, ok := <-ch:
 			if !ok {
 				return nil
@@ -202,6 +197,7 @@ func (m *Manager) followOnce(ctx context.Context) error {
 				return b.Err
 			}
 			changed := map[string]*placement.Assignment{}
+			var cfgEvents []store.WatchEvent
 			for _, ev := range b.Events {
 				key := ev.Item.Key
 				switch {
@@ -221,11 +217,11 @@ func (m *Manager) followOnce(ctx context.Context) error {
 						m.maybeCheck(ev.Item)
 					}
 				case strings.HasPrefix(key, typesPrefix), strings.HasPrefix(key, groupsPrefix), strings.HasPrefix(key, resourcesPrefix):
-					// Several changes in a row are read once.
-					if reload == nil {
-						reload = time.After(10 * time.Millisecond)
-					}
+					cfgEvents = append(cfgEvents, ev)
 				}
+			}
+			if len(cfgEvents) > 0 {
+				m.applyConfigEvents(cfgEvents)
 			}
 			if len(changed) > 0 {
 				m.post(func() {
@@ -243,6 +239,79 @@ func (m *Manager) followOnce(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// applyConfigEvents takes configuration changes seen in the store (made
+// by another node, or by this one a moment ago: those are already in
+// the current configuration and change nothing).
+func (m *Manager) applyConfigEvents(evs []store.WatchEvent) {
+	m.cfgMu.Lock()
+	defer m.cfgMu.Unlock()
+	var cfg *model.Config
+	edit := func() *model.Config {
+		if cfg == nil {
+			cfg = m.current.Clone()
+		}
+		return cfg
+	}
+	same := func(a, b any) bool {
+		x, err1 := json.Marshal(a)
+		y, err2 := json.Marshal(b)
+		return err1 == nil && err2 == nil && string(x) == string(y)
+	}
+	for _, ev := range evs {
+		key := ev.Item.Key
+		del := ev.Type == store.Deleted
+		switch {
+		case strings.HasPrefix(key, typesPrefix):
+			name := key[len(typesPrefix):]
+			cur, has := m.current.Types[name]
+			if del {
+				if has {
+					delete(edit().Types, name)
+				}
+				continue
+			}
+			var t model.ResourceType
+			if ev.Item.Decode(&t, typeSchema) == nil && (!has || !same(cur, &t)) {
+				edit().Types[t.Name] = &t
+			}
+		case strings.HasPrefix(key, groupsPrefix):
+			name := key[len(groupsPrefix):]
+			cur, has := m.current.Groups[name]
+			if del {
+				if has {
+					delete(edit().Groups, name)
+				}
+				continue
+			}
+			var g model.Group
+			if ev.Item.Decode(&g, groupSchema) == nil && (!has || !same(cur, &g)) {
+				edit().Groups[g.Name] = &g
+			}
+		case strings.HasPrefix(key, resourcesPrefix):
+			name := key[len(resourcesPrefix):]
+			cur, has := m.current.Resources[name]
+			if del {
+				if has {
+					delete(edit().Resources, name)
+				}
+				continue
+			}
+			var r model.Resource
+			if ev.Item.Decode(&r, resourceSchema) == nil && (!has || !same(cur, &r)) {
+				edit().Resources[r.Name] = &r
+			}
+		}
+	}
+	if cfg == nil {
+		return
+	}
+	if err := cfg.Validate(); err != nil {
+		m.log.Warn("the stored configuration has problems; resources that are affected stay offline", "err", err)
+	}
+	m.current = cfg
+	m.setConfig(cfg)
 }
 
 // reloadConfig reads the configuration from the store and gives it to

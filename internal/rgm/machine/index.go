@@ -19,6 +19,10 @@ type index struct {
 	dependents   map[string][]*model.Resource // resources with a dependency on the key
 	rgDeps       map[string][]string          // RG_dependencies
 	rgDependents map[string][]string          // groups with an RG_dependency on the key
+	// related are the other groups a change in the key group may let
+	// move: linked by a group dependency or a resource dependency, either
+	// way.
+	related map[string][]string
 }
 
 func newIndex(cfg *model.Config) *index {
@@ -60,6 +64,37 @@ func newIndex(cfg *model.Config) *index {
 		for _, h := range hs {
 			x.rgDependents[h] = append(x.rgDependents[h], g)
 		}
+	}
+	rel := map[string]map[string]bool{}
+	link := func(a, b string) {
+		if a == b || a == "" || b == "" {
+			return
+		}
+		for _, p := range [][2]string{{a, b}, {b, a}} {
+			if rel[p[0]] == nil {
+				rel[p[0]] = map[string]bool{}
+			}
+			rel[p[0]][p[1]] = true
+		}
+	}
+	for g, hs := range x.rgDeps {
+		for _, h := range hs {
+			link(g, h)
+		}
+	}
+	for _, r := range all {
+		for _, d := range x.deps[r.Name] {
+			if on := cfg.Resources[d.On]; on != nil {
+				link(r.Group, on.Group)
+			}
+		}
+	}
+	x.related = map[string][]string{}
+	for g, set := range rel {
+		for h := range set {
+			x.related[g] = append(x.related[g], h)
+		}
+		sort.Strings(x.related[g])
 	}
 	return x
 }

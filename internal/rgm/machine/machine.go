@@ -222,6 +222,10 @@ type Machine struct {
 	methods map[uint64]string
 	// peers is how many other nodes could take a group over.
 	peers int
+	// dirty are the groups the next reconcile looks at (all when empty);
+	// spill collects, during one, the groups its changes touched.
+	dirty map[string]bool
+	spill map[string]bool
 	// clusterDeps: RG_dependencies are kept by the cluster's controller
 	// (a group's dependee may be online on another node).
 	clusterDeps bool
@@ -291,6 +295,7 @@ func (m *Machine) Assign(rg string, online bool, now time.Time) []Action {
 	m.now = now
 	if g, ok := m.groups[rg]; ok {
 		g.Assigned = online
+		m.touch(rg)
 		m.reconcile()
 	}
 	return m.flush()
@@ -305,6 +310,7 @@ func (m *Machine) AssignMany(want map[string]bool, now time.Time) []Action {
 		if g, ok := m.groups[rg]; ok && g.Assigned != online {
 			g.Assigned = online
 			changed = true
+			m.touch(rg)
 		}
 	}
 	if changed {
@@ -359,6 +365,9 @@ func (m *Machine) MethodDone(id uint64, r Result, now time.Time) []Action {
 		return nil
 	}
 	m.methodFinished(name, rs, r)
+	if res := m.cfg.Resources[name]; res != nil {
+		m.touch(res.Group)
+	}
 	m.reconcile()
 	return m.flush()
 }

@@ -1,6 +1,7 @@
 package machine
 
 import (
+	"sort"
 	"fmt"
 	"strings"
 	"time"
@@ -34,24 +35,62 @@ func up(state string) bool {
 // groupNames is the order groups are reconciled in: by name.
 func (m *Machine) groupNames() []string { return m.idx.groups }
 
+// touch marks a group for the next reconcile. Inputs that concern a few
+// groups touch them; a reconcile with nothing touched looks at every
+// group. Without it, each method result on a node with 10,000 groups
+// would step all of them.
+func (m *Machine) touch(group string) {
+	if m.dirty == nil {
+		m.dirty = map[string]bool{}
+	}
+	m.dirty[group] = true
+	for _, h := range m.idx.related[group] {
+		m.dirty[h] = true
+	}
+}
+
 // reconcile starts and stops what the configuration and assignments ask
 // for, as far as dependencies allow, until nothing more can happen now.
-// Group states feed back (a group dependency waits for its group to be
-// online), so it repeats until they settle too.
+// It works on the touched groups (all when none is); a change spreads to
+// the groups related to it by dependencies, and group states feed back
+// (a group dependency waits for its group to be online), so it repeats
+// until they settle too.
 func (m *Machine) reconcile() {
-	for round := 0; round < len(m.groups)+2; round++ {
+	work := m.idx.groups
+	if len(m.dirty) > 0 {
+		work = m.inOrder(m.dirty)
+	}
+	m.dirty = nil
+	for round := 0; len(work) > 0 && round < 2*len(m.groups)+4; round++ {
+		m.spill = map[string]bool{}
+		inWork := make(map[string]bool, len(work))
+		for _, g := range work {
+			inWork[g] = true
+		}
 		for pass := 0; pass < 2*len(m.res)+2; pass++ {
 			changed := false
-			for _, gname := range m.groupNames() {
+			// Groups a change reached join the passes.
+			grown := false
+			for g := range m.spill {
+				if !inWork[g] {
+					inWork[g], grown = true, true
+				}
+			}
+			if grown {
+				work = m.inOrder(inWork)
+			}
+			for _, gname := range work {
 				order := m.idx.order[gname]
 				for _, r := range order {
 					if m.step(r) {
 						changed = true
+						m.spread(r.Group)
 					}
 				}
 				for i := len(order) - 1; i >= 0; i-- {
 					if m.step(order[i]) {
 						changed = true
+						m.spread(order[i].Group)
 					}
 				}
 			}
@@ -59,10 +98,48 @@ func (m *Machine) reconcile() {
 				break
 			}
 		}
-		if !m.updateGroups() {
-			return
+		next := map[string]bool{}
+		for _, g := range m.updateGroups(work) {
+			next[g] = true
+			for _, h := range m.idx.related[g] {
+				next[h] = true
+			}
+		}
+		work = m.inOrder(next)
+	}
+	m.spill = nil
+}
+
+// spread marks the groups related to g by dependencies for the next
+// round of a reconcile.
+func (m *Machine) spread(g string) {
+	for _, h := range m.idx.related[g] {
+		m.spill[h] = true
+	}
+}
+
+// inOrder lists a set of groups in reconcile order.
+func (m *Machine) inOrder(set map[string]bool) []string {
+	if len(set) == 0 {
+		return nil
+	}
+	if len(set)*4 > len(m.idx.groups) {
+		out := make([]string, 0, len(set))
+		for _, g := range m.idx.groups {
+			if set[g] {
+				out = append(out, g)
+			}
+		}
+		return out
+	}
+	out := make([]string, 0, len(set))
+	for g := range set {
+		if _, ok := m.groups[g]; ok {
+			out = append(out, g)
 		}
 	}
+	sort.Strings(out)
+	return out
 }
 
 // wantUp reports whether the resource should be running on this node.
@@ -392,23 +469,26 @@ func (m *Machine) setState(r *model.Resource, rs *resState, state string) {
 		"state": api.String(state), "previous": api.String(prev)})
 }
 
-// updateGroups recomputes the state of every group, publishes changes
-// and answers waiting requests; it reports whether a state changed (or a
-// group restart moved on), which may let other resources move.
-func (m *Machine) updateGroups() bool {
-	changed := false
-	for _, name := range m.groupNames() {
+// updateGroups recomputes the state of the groups, publishes changes and
+// answers waiting requests; it returns the groups whose state changed
+// (or whose restart moved on), which may let other resources move.
+func (m *Machine) updateGroups(names []string) []string {
+	var changed []string
+	for _, name := range names {
 		gs := m.groups[name]
+		if gs == nil {
+			continue
+		}
 		state := m.groupStateOf(name)
 		if gs.Cycling && (state == GroupOffline || state == GroupErrorStopFailed) {
 			gs.Cycling = false
-			changed = true
+			changed = append(changed, name)
 			continue
 		}
 		if state != gs.State {
 			prev := gs.State
 			gs.State = state
-			changed = true
+			changed = append(changed, name)
 			m.publish(SubGroupState, api.Attrs{"group": api.String(name), "state": api.String(state), "previous": api.String(prev)})
 		}
 		if !gs.Cycling && state != GroupPendingOnline && state != GroupPendingOffline && state != GroupPendingBlocked {
