@@ -1,8 +1,8 @@
 package machine
 
 import (
-	"sort"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
