@@ -69,10 +69,6 @@ type RCM struct {
 	// KillGrace is the time a script that ran out of time gets between
 	// SIGABRT and SIGKILL.
 	KillGrace Duration `yaml:"kill_grace"`
-	// FenceAction runs after a node fenced itself because a stop method
-	// failed under Failover_mode HARD: empty (none), "reboot", or a shell
-	// command (a fence agent, say).
-	FenceAction string `yaml:"fence_action"`
 }
 
 // Node names this node.

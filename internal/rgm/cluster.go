@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -677,12 +678,30 @@ func (m *Manager) Switch(ctx context.Context, group, node string) error {
 		}
 		return nil
 	}
-	known := false
+	var view *cluster.NodeView
 	for _, n := range m.opts.Member.Nodes() {
-		known = known || n.Name == node
+		if n.Name == node {
+			view = &n
+		}
 	}
-	if !known {
+	if view == nil {
 		return fmt.Errorf("%w: no node %s in the cluster", ErrNotFound, node)
+	}
+	// What this node can judge is refused here, so that the operator hears
+	// it at once; what only the controller knows (affinities, evacuation)
+	// it reports as a placement decision.
+	cfg := m.Config()
+	g := cfg.Groups[group]
+	nodelist := cfg.GroupValues(g).List("Nodelist")
+	switch {
+	case !view.Up:
+		return fmt.Errorf("%w: %s is down", ErrState, node)
+	case len(nodelist) > 0 && !slices.Contains(nodelist, node):
+		return fmt.Errorf("%w: %s is not in the Nodelist of %s (%s)", ErrState, node, group, strings.Join(nodelist, ","))
+	case !g.Managed:
+		return fmt.Errorf("%w: group %s is unmanaged; \"steady rg manage %s\" first", ErrState, group, group)
+	case !g.Online:
+		return fmt.Errorf("%w: group %s is offline; \"steady rg online %s --node %s\" brings it online there", ErrState, group, group, node)
 	}
 	rec := requestRecord{Kind: placement.Switch, Node: node, Time: m.opts.Now().UTC()}
 	key := fmt.Sprintf("%s%s/switch-%d", requestPrefix, group, time.Now().UnixNano())

@@ -218,6 +218,13 @@ func TestFailover(t *testing.T) {
 	n1.Kill()
 	d := waitServed(t, n3, n2, 20*time.Second)
 	t.Logf("host n1 killed: the service answered from n2 after %v", d)
+	// A switch to the dead node, or to no node, is refused at once.
+	if r := n3.CLI("rg", "switch", "web", "--to", "n1"); r.Code != 5 || !strings.Contains(r.Stderr, "n1 is down") {
+		t.Fatalf("rg switch to a down node: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	if r := n3.CLI("rg", "switch", "web", "--to", "n9"); r.Code == 0 || !strings.Contains(r.Stderr, "no node n9") {
+		t.Fatalf("rg switch to an unknown node: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
 	if err := n1.Start(); err != nil {
 		t.Fatal(err)
 	}
