@@ -19,7 +19,7 @@ import (
 func BenchmarkNodeDown(b *testing.B) {
 	settings := []struct{ name, cfg string }{
 		{"default", ""},
-		{"tuned", "cluster:\n  lease_ttl: 1s\n  keepalive: 100ms\n  fence_after: 700ms\n  stop_budget: 250ms\n"},
+		{"tuned", tunedCluster},
 	}
 	for i := 0; i < b.N; i++ {
 		ext := e2e.StartExternalEtcd(b)

@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"sort"
 	"testing"
 	"time"
 
@@ -11,11 +10,6 @@ import (
 	"github.com/steady-ha/steady/api/client"
 	"github.com/steady-ha/steady/test/e2e"
 )
-
-func stats(d []time.Duration) (p50, p90 time.Duration) {
-	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
-	return d[len(d)/2], d[len(d)*9/10]
-}
 
 // BenchmarkClusterHosts runs on three test hosts that formed a cluster
 // (embedded store members, mutual TLS): 10 times, SIGKILL of a host that
@@ -27,7 +21,7 @@ func BenchmarkClusterHosts(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		for _, s := range []struct{ name, cfg string }{
 			{"default", ""},
-			{"tuned", "cluster:\n  lease_ttl: 1s\n  keepalive: 100ms\n  fence_after: 700ms\n  stop_budget: 250ms\n"},
+			{"tuned", tuned},
 		} {
 			benchClusterHosts(b, s.name, s.cfg)
 		}
@@ -36,55 +30,8 @@ func BenchmarkClusterHosts(b *testing.B) {
 
 func benchClusterHosts(b *testing.B, name, extra string) {
 	{
-		n := e2e.NewNet(b)
-		n.Plain = true
-		var hs []*e2e.Host
-		for k := 1; k <= 3; k++ {
-			h := n.AddHost(k, e2e.HostConfig+extra)
-			if err := h.Start(); err != nil {
-				b.Fatal(err)
-			}
-			hs = append(hs, h)
-		}
-		n.FormCluster(hs)
-		status := func(h *e2e.Host) api.ClusterStatus {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			cs, err := client.New(h.Socket).ClusterStatus(ctx)
-			if err != nil {
-				return api.ClusterStatus{}
-			}
-			return *cs
-		}
-		byName := map[string]*e2e.Host{}
-		for _, h := range hs {
-			byName[h.Name] = h
-		}
-		settle := func() api.ClusterStatus {
-			for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-				cs := status(hs[0])
-				if !hs[0].Running() {
-					cs = status(hs[1])
-				}
-				up, voters, leader := 0, 0, ""
-				for _, nd := range cs.Nodes {
-					if nd.State == "up" {
-						up++
-					}
-					if nd.StoreRole == "voter" || nd.StoreRole == "leader" {
-						voters++
-					}
-					if nd.StoreRole == "leader" {
-						leader = nd.Name
-					}
-				}
-				if up == 3 && voters == 3 && leader != "" && cs.Controller != "" {
-					return cs
-				}
-			}
-			b.Fatal("the cluster did not settle")
-			return api.ClusterStatus{}
-		}
+		c3 := startThree(b, extra)
+		byName, status, settle := c3.byName, c3.status, c3.settle
 		var down, writes []time.Duration
 		for k := 0; k < 10; k++ {
 			cs := settle()

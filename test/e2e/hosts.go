@@ -20,9 +20,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,6 +32,8 @@ import (
 	"testing"
 	"text/template"
 	"time"
+
+	"github.com/vishvananda/netns"
 )
 
 // Subnet is the test hosts' network (RFC 2544 benchmarking space): host
@@ -480,6 +484,42 @@ func (h *Host) Exec(args ...string) Result {
 		errb.WriteString(err.Error())
 	}
 	return Result{Stdout: out.String(), Stderr: errb.String(), Code: code}
+}
+
+// Dial connects to addr over TCP from inside the host's network
+// namespace, without starting a process: benchmarks probe a service
+// every few milliseconds with it. The socket is created on a thread
+// switched into the host's namespace (a socket stays in the namespace it
+// was created in), and the thread is switched back before it runs
+// anything else.
+func (h *Host) Dial(addr string, timeout time.Duration) (net.Conn, error) {
+	pid := h.PID()
+	if pid == 0 {
+		return nil, fmt.Errorf("host %s is not running", h.Name)
+	}
+	target, err := netns.GetFromPid(pid)
+	if err != nil {
+		return nil, fmt.Errorf("host %s: its network namespace: %w", h.Name, err)
+	}
+	defer target.Close()
+	runtime.LockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		runtime.UnlockOSThread()
+		return nil, fmt.Errorf("this thread's network namespace: %w", err)
+	}
+	defer orig.Close()
+	if err := netns.Set(target); err != nil {
+		runtime.UnlockOSThread()
+		return nil, fmt.Errorf("entering host %s: %w", h.Name, err)
+	}
+	c, dialErr := net.DialTimeout("tcp", addr, timeout)
+	if err := netns.Set(orig); err != nil {
+		// This goroutine would go on in the host's namespace: stop here.
+		panic(fmt.Sprintf("e2e: leaving host %s's network namespace: %v", h.Name, err))
+	}
+	runtime.UnlockOSThread()
+	return c, dialErr
 }
 
 // removeCgroup removes what the host's process monitor left under the
