@@ -234,25 +234,18 @@ func BenchmarkFailover10000Groups(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		c3 := startThree(b, "")
 		c3.settle()
-		dir, err := os.MkdirTemp("", "steady-bench-true-")
-		if err != nil {
-			b.Fatal(err)
-		}
-		os.Chmod(dir, 0o755)
-		defer os.RemoveAll(dir)
-		rtr := filepath.Join(dir, "true.rtr")
-		os.WriteFile(rtr, []byte(`RESOURCE_TYPE = "true";
+		rtr := `RESOURCE_TYPE = "true";
 VENDOR_ID = STDY;
 RT_VERSION = "1";
 RT_BASEDIR = /bin;
 FAILOVER = TRUE;
 START = true;
 STOP = true;
-`), 0o644)
+`
 		h1 := c3.hs[0]
 		c := client.New(h1.Socket)
 		ctx := context.Background()
-		if _, err := c.RegisterType(ctx, api.RGMTypeRequest{RTRFile: rtr}); err != nil {
+		if _, err := c.RegisterType(ctx, api.RGMTypeRequest{RTR: rtr, RTRFile: "true.rtr"}); err != nil {
 			b.Fatalf("registering the type: %v", err)
 		}
 		lists := []string{"n1,n2,n3", "n2,n3,n1", "n3,n1,n2"}

@@ -273,14 +273,6 @@ func (o *observer) view() []NodeView {
 	return out
 }
 
-func (o *observer) isDown(node string) bool {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	_, down := o.down[node]
-	_, beats := o.beats[node]
-	return down || !beats
-}
-
 // run lists and watches the cluster's records until ctx ends.
 func (o *observer) run(ctx context.Context) {
 	for ctx.Err() == nil {

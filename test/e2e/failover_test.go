@@ -140,9 +140,9 @@ func checkMarks(t *testing.T, dir string) {
 	sort.Slice(all, func(i, j int) bool { return all[i].at.Before(all[j].at) })
 	const gap = 150 * time.Millisecond
 	type span struct {
-		node        string
-		from, to    time.Time
-		epoch, last uint64
+		node     string
+		from, to time.Time
+		epoch    uint64
 	}
 	var spans []span
 	open := map[string]int{}

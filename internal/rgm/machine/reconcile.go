@@ -32,9 +32,6 @@ func up(state string) bool {
 	return false
 }
 
-// groupNames is the order groups are reconciled in: by name.
-func (m *Machine) groupNames() []string { return m.idx.groups }
-
 // touch marks a group for the next reconcile. Inputs that concern a few
 // groups touch them; a reconcile with nothing touched looks at every
 // group. Without it, each method result on a node with 10,000 groups

@@ -1,6 +1,7 @@
 package placement
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -355,6 +356,58 @@ func TestParseAffinity(t *testing.T) {
 	for _, bad := range []string{"a", "+", "++", "---"} {
 		if _, err := ParseAffinity(bad); err == nil {
 			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+// bigInput is 10,000 failover groups on three nodes, a third preferring
+// each, all placed and reported online.
+func bigInput() *Input {
+	lists := [][]string{{"n1", "n2", "n3"}, {"n2", "n3", "n1"}, {"n3", "n1", "n2"}}
+	in := &Input{Now: time.Unix(1e9, 0), Rev: 100, Groups: map[string]*Group{}, Assign: map[string]Assignment{},
+		Status: map[string]map[string]Status{}, ConfigRev: map[string]int64{}}
+	for _, n := range []string{"n1", "n2", "n3"} {
+		in.Nodes = append(in.Nodes, Node{Name: n, Up: true, Epoch: 1, UpRev: 1})
+	}
+	for k := 0; k < 10000; k++ {
+		name := fmt.Sprintf("g%05d", k)
+		l := lists[k%3]
+		in.Groups[name] = &Group{Name: name, Managed: true, Online: true, Nodelist: l, MaxPrimaries: 1, DesiredPrimaries: 1, Pingpong: time.Hour}
+		in.Assign[name] = Assignment{Nodes: []Placed{{Node: l[0], Epoch: 1}}, Epoch: 50, Rev: 50}
+		in.Status[name] = map[string]Status{}
+		for _, n := range l {
+			st := "OFFLINE"
+			if n == l[0] {
+				st = "ONLINE"
+			}
+			in.Status[name][n] = Status{Epoch: 1, Seen: 50, State: st}
+		}
+	}
+	return in
+}
+
+// BenchmarkPlace10000 is one placement round of 10,000 groups with
+// nothing to change: what the controller pays for each batch of changes
+// it sees.
+func BenchmarkPlace10000(b *testing.B) {
+	in := bigInput()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if out := Place(in); len(out.Assign) != 0 {
+			b.Fatalf("%d assignments changed", len(out.Assign))
+		}
+	}
+}
+
+// BenchmarkPlace10000NodeDown is the round after a node went down: a
+// third of the groups move.
+func BenchmarkPlace10000NodeDown(b *testing.B) {
+	in := bigInput()
+	in.Nodes[1].Up = false
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if out := Place(in); len(out.Assign) < 3333 {
+			b.Fatalf("%d assignments changed", len(out.Assign))
 		}
 	}
 }
