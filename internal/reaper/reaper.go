@@ -105,8 +105,9 @@ type Reaper struct {
 	stop chan struct{}
 	done chan struct{}
 
-	mu       sync.Mutex // guards children and orphanFn, and is held across fork in Start
+	mu       sync.Mutex // guards children, starting and orphanFn
 	children map[int]*Child
+	starting int // Starts between fork and registration
 	orphanFn []func(pid int, ws unix.WaitStatus)
 }
 
@@ -140,20 +141,41 @@ func (r *Reaper) OnOrphan(f func(pid int, ws unix.WaitStatus)) {
 }
 
 // Start starts cmd and registers it, so that its exit is delivered to the
-// returned Child. The lock is held across the fork so that the child cannot
-// be reaped before it is registered.
+// returned Child.
+//
+// The lock is not held across the fork: a fork into a frozen cgroup (a
+// fenced node's) does not return until the cgroup thaws or the child is
+// killed, and reaping must go on meanwhile. While a Start is between fork
+// and registration, the reaper reaps only registered children, by pid,
+// and leaves the others (the new child among them) for when no Start is.
 func (r *Reaper) Start(cmd *exec.Cmd) (*Child, error) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if err := cmd.Start(); err != nil {
+	r.starting++
+	r.mu.Unlock()
+	err := cmd.Start()
+	r.mu.Lock()
+	r.starting--
+	idle := r.starting == 0
+	var c *Child
+	if err == nil {
+		c = &Child{Pid: cmd.Process.Pid, done: make(chan struct{}), release: func() {
+			// The process is reaped already: cmd.Wait only finishes the
+			// I/O, and its "no child processes" complaint is expected.
+			_ = cmd.Wait()
+		}}
+		r.children[c.Pid] = c
+	}
+	r.mu.Unlock()
+	if idle {
+		// What was left while Starts ran, and a child that is gone already.
+		select {
+		case r.sigc <- syscall.SIGCHLD:
+		default:
+		}
+	}
+	if err != nil {
 		return nil, err
 	}
-	c := &Child{Pid: cmd.Process.Pid, done: make(chan struct{}), release: func() {
-		// The process is reaped already: cmd.Wait only finishes the I/O,
-		// and its "no child processes" complaint is expected.
-		_ = cmd.Wait()
-	}}
-	r.children[c.Pid] = c
 	return c, nil
 }
 
@@ -176,6 +198,13 @@ func (r *Reaper) loop() {
 
 func (r *Reaper) reapAll() {
 	for {
+		r.mu.Lock()
+		busy := r.starting > 0
+		r.mu.Unlock()
+		if busy {
+			r.reapKnown()
+			return
+		}
 		var ws unix.WaitStatus
 		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
 		if err == unix.EINTR {
@@ -184,21 +213,47 @@ func (r *Reaper) reapAll() {
 		if pid <= 0 || err != nil {
 			return
 		}
-		now := time.Now()
-		r.mu.Lock()
-		c, ok := r.children[pid]
-		delete(r.children, pid)
-		fns := r.orphanFn
-		r.mu.Unlock()
-		if ok {
-			c.status, c.exited = ws, now
-			close(c.done)
-			continue
+		r.reaped(pid, ws)
+	}
+}
+
+// reapKnown reaps the registered children that exited, one by one, while
+// a Start may have forked a child that is not registered yet.
+func (r *Reaper) reapKnown() {
+	r.mu.Lock()
+	pids := make([]int, 0, len(r.children))
+	for pid := range r.children {
+		pids = append(pids, pid)
+	}
+	r.mu.Unlock()
+	for _, pid := range pids {
+		var ws unix.WaitStatus
+		got, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil)
+		if err == unix.EINTR {
+			got, err = unix.Wait4(pid, &ws, unix.WNOHANG, nil)
 		}
-		r.log.Debug("reaped an orphan", "pid", pid, "status", DescribeStatus(ws))
-		for _, f := range fns {
-			f(pid, ws)
+		if got == pid && err == nil {
+			r.reaped(pid, ws)
 		}
+	}
+}
+
+// reaped delivers one reaped process's status.
+func (r *Reaper) reaped(pid int, ws unix.WaitStatus) {
+	now := time.Now()
+	r.mu.Lock()
+	c, ok := r.children[pid]
+	delete(r.children, pid)
+	fns := r.orphanFn
+	r.mu.Unlock()
+	if ok {
+		c.status, c.exited = ws, now
+		close(c.done)
+		return
+	}
+	r.log.Debug("reaped an orphan", "pid", pid, "status", DescribeStatus(ws))
+	for _, f := range fns {
+		f(pid, ws)
 	}
 }
 
