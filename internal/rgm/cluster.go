@@ -617,7 +617,7 @@ func (m *Manager) Freeze(ctx context.Context, epoch uint64) {
 	if err := watchdog.Freeze(m.Targets()); err != nil {
 		m.log.Error("freezing the node's groups", "err", err)
 	}
-	m.do(ctx, func() { m.cl.frozen = true })
+	m.doUntil(ctx, func() { m.cl.frozen = true }, true)
 }
 
 // Thaw lets the node's groups run again: the fence ended before anyone
@@ -640,7 +640,7 @@ func (m *Manager) Thaw(epoch uint64) {
 // their tags, every process is killed, and the machine takes every
 // resource as offline.
 func (m *Manager) Kill(ctx context.Context, epoch uint64) {
-	m.do(ctx, func() { m.cl.frozen = true })
+	m.doUntil(ctx, func() { m.cl.frozen = true }, true)
 	cfg := m.Config()
 	for _, tag := range m.opts.PMF.List() {
 		if g, _, ok := strings.Cut(tag.Tag, ","); ok && cfg.Groups[g] != nil {

@@ -219,6 +219,15 @@ func (m *Manager) loop() {
 
 // do runs f on the loop and waits for it.
 func (m *Manager) do(ctx context.Context, f func()) error {
+	return m.doUntil(ctx, f, false)
+}
+
+// doUntil runs f on the loop and waits for it; with bounded, only until
+// ctx ends, after which f may still run, so f must share nothing with
+// the caller. The fence uses it: it must not wait on a loop that is
+// itself held up, for instance by a method forked into a cgroup the
+// fence has just frozen.
+func (m *Manager) doUntil(ctx context.Context, f func(), bounded bool) error {
 	done := make(chan struct{})
 	select {
 	case m.inputs <- func() { f(); close(done) }:
@@ -227,11 +236,17 @@ func (m *Manager) do(ctx context.Context, f func()) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	var end <-chan struct{}
+	if bounded {
+		end = ctx.Done()
+	}
 	select {
 	case <-done:
 		return nil
 	case <-m.ctx.Done():
 		return ErrClosed
+	case <-end:
+		return ctx.Err()
 	}
 }
 
