@@ -245,21 +245,31 @@ func (m *Manager) runController() error {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	dirty := true
+	var next time.Time        // the earliest the next round may start
+	var wait <-chan time.Time // set while a round waits for next
 	for {
 		if !m.opts.Member.IsController() {
 			return nil
 		}
-		if dirty {
-			dirty = false
-			out := placement.Place(m.placementInput(st, rev))
-			if err := m.writePlacement(ctx, st, out, termRev); err != nil {
-				return err
+		if dirty && wait == nil {
+			if d := time.Until(next); d > 0 {
+				wait = time.After(d)
+			} else {
+				dirty = false
+				start := time.Now()
+				out := placement.Place(m.placementInput(st, rev))
+				if err := m.writePlacement(ctx, st, out, termRev); err != nil {
+					return err
+				}
+				next = time.Now().Add(roundGap(time.Since(start)))
 			}
 		}
 		nodes, cfgCh := m.opts.Member.NodesChanged(), m.configChanged()
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-wait:
+			wait = nil
 		case b, ok := <-ch:
 			if !ok {
 				return errors.New("rgm: the controller's watch ended")
@@ -292,6 +302,21 @@ func (m *Manager) runController() error {
 			dirty = true // pingpong and evacuation windows end
 		}
 	}
+}
+
+// roundGap is how long the controller lets changes gather after a
+// placement round that took d. A round over a few groups costs
+// microseconds and the next one starts at once; over thousands, while
+// agents report every group that comes online, placing again on every
+// report would keep a core busy and delay the very writes it waits for,
+// so it waits twice as long as the round took (at most a quarter second)
+// and places everything that came in meanwhile in one round.
+func roundGap(d time.Duration) time.Duration {
+	const limit = 250 * time.Millisecond
+	if d < time.Millisecond {
+		return 0
+	}
+	return min(2*d, limit)
 }
 
 // takeTerm writes the controller's term; its revision is the condition
