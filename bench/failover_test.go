@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -229,8 +230,17 @@ func roundAll(ds []time.Duration) []time.Duration {
 // kills a host that is neither store leader nor controller and measures
 // the time until every group it ran is ONLINE on another host, with the
 // controller's CPU time and memory over that interval.
+//
+// STEADY_BENCH_GROUPS=N runs it with N groups instead.
 func BenchmarkFailover10000Groups(b *testing.B) {
-	const groups = 10000
+	groups := 10000
+	if s := os.Getenv("STEADY_BENCH_GROUPS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 3 {
+			b.Fatalf("STEADY_BENCH_GROUPS=%q: not a number of groups (at least 3)", s)
+		}
+		groups = n
+	}
 	for i := 0; i < b.N; i++ {
 		c3 := startThree(b, "")
 		c3.settle()
