@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/steady-ha/steady/api"
 	"go.uber.org/zap"
@@ -197,6 +198,8 @@ func (s *Store) Members(ctx context.Context) ([]Member, error) {
 // gets the log but does not vote until promoted), and returns the
 // initial-cluster string the new member starts with.
 func (s *Store) AddLearner(ctx context.Context, name, peerURL string) (string, error) {
+	ctx, cancel := confChangeCtx(ctx)
+	defer cancel()
 	resp, err := s.cli.MemberAddAsLearner(ctx, []string{peerURL})
 	if err != nil {
 		return "", wrap(err)
@@ -221,6 +224,8 @@ func (s *Store) Promote(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
+	ctx, cancel := confChangeCtx(ctx)
+	defer cancel()
 	_, err = s.cli.MemberPromote(ctx, id)
 	return wrap(err)
 }
@@ -231,6 +236,8 @@ func (s *Store) RemoveMember(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
+	ctx, cancel := confChangeCtx(ctx)
+	defer cancel()
 	_, err = s.cli.MemberRemove(ctx, id)
 	return wrap(err)
 }
@@ -242,6 +249,8 @@ func (s *Store) UpdatePeerURL(ctx context.Context, name, peerURL string) error {
 	if err != nil {
 		return err
 	}
+	ctx, cancel := confChangeCtx(ctx)
+	defer cancel()
 	_, err = s.cli.MemberUpdate(ctx, id, []string{peerURL})
 	return wrap(err)
 }
@@ -263,6 +272,21 @@ func (s *Store) memberID(ctx context.Context, name string) (uint64, error) {
 // RemoveMemberID removes a member by its id (one that was added but never
 // started has no name).
 func (s *Store) RemoveMemberID(ctx context.Context, id uint64) error {
+	ctx, cancel := confChangeCtx(ctx)
+	defer cancel()
 	_, err := s.cli.MemberRemove(ctx, id)
 	return wrap(err)
+}
+
+// confChangeTimeout bounds a membership change. The server waits for the
+// change to be applied without a deadline of its own, and a change that
+// raft drops (two removals of the same member racing) is never applied,
+// so the caller would wait forever.
+const confChangeTimeout = 10 * time.Second
+
+func confChangeCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	if d, ok := ctx.Deadline(); ok && time.Until(d) < confChangeTimeout {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, confChangeTimeout)
 }
