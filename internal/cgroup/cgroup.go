@@ -122,6 +122,10 @@ func (d Dir) Write(name, value string) error {
 // birth (CLONE_INTO_CGROUP compares the kill counts of the parent's and the
 // target cgroup), which would kill every restart of the tag.
 func (d Dir) Signal(sig syscall.Signal) error {
+	// The gate is held until the thaw: a fork into d meanwhile would hang
+	// the whole process (gate.go), thawing included.
+	unlock := lockGate()
+	defer unlock()
 	frozen := d.Write("cgroup.freeze", "1") == nil
 	if frozen {
 		defer d.Write("cgroup.freeze", "0")

@@ -27,6 +27,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/steady-ha/steady/internal/cgroup"
 	"golang.org/x/sys/unix"
 )
 
@@ -152,7 +153,7 @@ func (r *Reaper) Start(cmd *exec.Cmd) (*Child, error) {
 	r.mu.Lock()
 	r.starting++
 	r.mu.Unlock()
-	err := cmd.Start()
+	err := start(cmd)
 	r.mu.Lock()
 	r.starting--
 	idle := r.starting == 0
@@ -294,7 +295,7 @@ type Plain struct{}
 
 // Start starts cmd; a goroutine waits for it.
 func (Plain) Start(cmd *exec.Cmd) (*Child, error) {
-	if err := cmd.Start(); err != nil {
+	if err := start(cmd); err != nil {
 		return nil, err
 	}
 	c := &Child{Pid: cmd.Process.Pid, done: make(chan struct{})}
@@ -307,4 +308,18 @@ func (Plain) Start(cmd *exec.Cmd) (*Child, error) {
 		close(c.done)
 	}()
 	return c, nil
+}
+
+// start is cmd.Start, refused when cmd is to start in a frozen cgroup:
+// that fork would never return and would hang the whole process
+// (cgroup.ForkGuard).
+func start(cmd *exec.Cmd) error {
+	if sa := cmd.SysProcAttr; sa != nil && sa.UseCgroupFD {
+		release, err := cgroup.ForkGuard(sa.CgroupFD)
+		if err != nil {
+			return fmt.Errorf("reaper: starting %s: %w", cmd.Path, err)
+		}
+		defer release()
+	}
+	return cmd.Start()
 }

@@ -89,10 +89,12 @@ func TestSignalledStatus(t *testing.T) {
 	}
 }
 
-// A fork into a frozen cgroup does not return until the cgroup thaws (the
-// child is frozen before it can exec). Reaping must go on meanwhile: the
-// fenced node's agent depends on it to stop what it runs.
-func TestStartIntoFrozenCgroupLeavesReapingRunning(t *testing.T) {
+// A fork into a frozen cgroup would never return (the child freezes
+// before it can exec) and would hang the whole agent at its next garbage
+// collection, so a start into a frozen cgroup, or one below a frozen
+// cgroup, is refused; once thawed it goes ahead, and reaping never
+// stopped meanwhile.
+func TestStartIntoFrozenCgroupIsRefused(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to create cgroups (CI runs as root)")
 	}
@@ -101,14 +103,12 @@ func TestStartIntoFrozenCgroupLeavesReapingRunning(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cgroup.RemoveTree(root) })
-	frozen := cgroup.Dir(filepath.Join(string(root), "frozen"))
-	if err := frozen.Create(); err != nil {
+	parent := cgroup.Dir(filepath.Join(string(root), "parent"))
+	child := cgroup.Dir(filepath.Join(string(parent), "child"))
+	if err := child.Create(); err != nil {
 		t.Fatal(err)
 	}
-	if err := frozen.Write("cgroup.freeze", "1"); err != nil {
-		t.Fatal(err)
-	}
-	fd, err := frozen.OpenFD()
+	fd, err := child.OpenFD()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,53 +119,46 @@ func TestStartIntoFrozenCgroupLeavesReapingRunning(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	defer frozen.Write("cgroup.freeze", "0") // first: a stuck fork would hold up Close
-	early, err := r.Start(exec.Command("/bin/sh", "-c", "sleep 0.3; exit 4"))
+	defer parent.Write("cgroup.freeze", "0") // first: a stuck fork would hold up Close
+	into := func(script string) (*Child, error) {
+		cmd := exec.Command("/bin/sh", "-c", script)
+		cmd.SysProcAttr = &unix.SysProcAttr{UseCgroupFD: true, CgroupFD: fd}
+		return r.Start(cmd)
+	}
+	for _, frozen := range []cgroup.Dir{child, parent} {
+		if err := frozen.Write("cgroup.freeze", "1"); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := into("exit 5")
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if !errors.Is(err, cgroup.ErrFrozen) || !strings.Contains(err.Error(), "frozen") {
+				t.Fatalf("start below frozen %s: %v, want ErrFrozen", frozen, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("the start into a cgroup below frozen %s is stuck", frozen)
+		}
+		if pids, _ := child.Procs(); len(pids) != 0 {
+			t.Fatalf("a refused start left processes %v", pids)
+		}
+		if err := frozen.Write("cgroup.freeze", "0"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := into("exit 5")
 	if err != nil {
 		t.Fatal(err)
 	}
-	type started struct {
-		c   *Child
-		err error
-	}
-	stuck := make(chan started, 1)
-	go func() {
-		cmd := exec.Command("/bin/sh", "-c", "exit 5")
-		cmd.SysProcAttr = &unix.SysProcAttr{UseCgroupFD: true, CgroupFD: fd}
-		c, err := r.Start(cmd)
-		stuck <- started{c, err}
-	}()
 	select {
-	case <-early.Done():
-		if s := early.Status(); s.ExitStatus() != 4 {
-			t.Fatalf("the first child: %s, want exit status 4", DescribeStatus(s))
+	case <-c.Done():
+		if st := c.Status(); st.ExitStatus() != 5 {
+			t.Fatalf("the child: %s, want exit status 5", DescribeStatus(st))
 		}
 	case <-time.After(5 * time.Second):
-		t.Fatal("a child exited while another was being forked into a frozen cgroup, and it was not reaped")
-	}
-	select {
-	case s := <-stuck:
-		t.Fatalf("the fork into the frozen cgroup returned before the thaw: %+v", s)
-	default:
-	}
-	if err := frozen.Write("cgroup.freeze", "0"); err != nil {
-		t.Fatal(err)
-	}
-	var s started
-	select {
-	case s = <-stuck:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the fork did not return after the thaw")
-	}
-	if s.err != nil {
-		t.Fatal(s.err)
-	}
-	select {
-	case <-s.c.Done():
-		if st := s.c.Status(); st.ExitStatus() != 5 {
-			t.Fatalf("the thawed child: %s, want exit status 5", DescribeStatus(st))
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the thawed child was not reaped")
+		t.Fatal("the child was not reaped")
 	}
 }

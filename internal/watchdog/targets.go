@@ -109,6 +109,10 @@ func (t Targets) dirs() []cgroup.Dir {
 // kernel to report the cgroups frozen (that takes a moment for a process
 // in the middle of a system call), only for the writes.
 func Freeze(t Targets) error {
+	// No fork of this process may be in flight into what is frozen
+	// (cgroup.ForkGuard says why).
+	release := cgroup.HoldForks()
+	defer release()
 	var errs []error
 	for _, d := range t.dirs() {
 		if err := d.Write("cgroup.freeze", "1"); err != nil && !errors.Is(err, os.ErrNotExist) {
