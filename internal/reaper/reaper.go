@@ -18,6 +18,7 @@
 package reaper
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -310,16 +311,30 @@ func (Plain) Start(cmd *exec.Cmd) (*Child, error) {
 	return c, nil
 }
 
-// start is cmd.Start, refused when cmd is to start in a frozen cgroup:
-// that fork would never return and would hang the whole process
-// (cgroup.ForkGuard).
+// frozenWait is how long a start into a frozen cgroup waits for the
+// thaw. A node whose failover work is frozen by a fence is thawed within
+// about a lease when its membership held; past that it was declared down
+// and what it ran is killed, so the start is given up.
+var frozenWait = 10 * time.Second
+
+// start is cmd.Start, except that a start into a frozen cgroup waits for
+// the thaw (at most frozenWait) before it forks: forking into it would
+// never return and would hang the whole process (cgroup.ForkGuard).
 func start(cmd *exec.Cmd) error {
-	if sa := cmd.SysProcAttr; sa != nil && sa.UseCgroupFD {
-		release, err := cgroup.ForkGuard(sa.CgroupFD)
-		if err != nil {
-			return fmt.Errorf("reaper: starting %s: %w", cmd.Path, err)
-		}
-		defer release()
+	sa := cmd.SysProcAttr
+	if sa == nil || !sa.UseCgroupFD {
+		return cmd.Start()
 	}
-	return cmd.Start()
+	deadline := time.Now().Add(frozenWait)
+	for {
+		release, err := cgroup.ForkGuard(sa.CgroupFD)
+		if err == nil {
+			defer release()
+			return cmd.Start()
+		}
+		if !errors.Is(err, cgroup.ErrFrozen) || time.Now().After(deadline) {
+			return fmt.Errorf("reaper: starting %s (waited %v for a thaw): %w", cmd.Path, frozenWait, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

@@ -92,9 +92,9 @@ func TestSignalledStatus(t *testing.T) {
 // A fork into a frozen cgroup would never return (the child freezes
 // before it can exec) and would hang the whole agent at its next garbage
 // collection, so a start into a frozen cgroup, or one below a frozen
-// cgroup, is refused; once thawed it goes ahead, and reaping never
-// stopped meanwhile.
-func TestStartIntoFrozenCgroupIsRefused(t *testing.T) {
+// cgroup, waits for the thaw and only then forks; one that stays frozen
+// is given up. Reaping goes on meanwhile.
+func TestStartIntoFrozenCgroupWaitsForTheThaw(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to create cgroups (CI runs as root)")
 	}
@@ -125,40 +125,53 @@ func TestStartIntoFrozenCgroupIsRefused(t *testing.T) {
 		cmd.SysProcAttr = &unix.SysProcAttr{UseCgroupFD: true, CgroupFD: fd}
 		return r.Start(cmd)
 	}
+	defer func(w time.Duration) { frozenWait = w }(frozenWait)
+	frozenWait = 300 * time.Millisecond
 	for _, frozen := range []cgroup.Dir{child, parent} {
 		if err := frozen.Write("cgroup.freeze", "1"); err != nil {
 			t.Fatal(err)
 		}
-		done := make(chan error, 1)
-		go func() {
-			_, err := into("exit 5")
-			done <- err
-		}()
-		select {
-		case err := <-done:
-			if !errors.Is(err, cgroup.ErrFrozen) || !strings.Contains(err.Error(), "frozen") {
-				t.Fatalf("start below frozen %s: %v, want ErrFrozen", frozen, err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("the start into a cgroup below frozen %s is stuck", frozen)
+		early, err := r.Start(exec.Command("/bin/sh", "-c", "sleep 0.1; exit 4"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t0 := time.Now()
+		if _, err := into("exit 5"); !errors.Is(err, cgroup.ErrFrozen) || !strings.Contains(err.Error(), "frozen") {
+			t.Fatalf("start below frozen %s: %v, want ErrFrozen", frozen, err)
+		}
+		if waited := time.Since(t0); waited < frozenWait {
+			t.Fatalf("gave up after %v, before frozenWait", waited)
 		}
 		if pids, _ := child.Procs(); len(pids) != 0 {
 			t.Fatalf("a refused start left processes %v", pids)
 		}
-		if err := frozen.Write("cgroup.freeze", "0"); err != nil {
+		select {
+		case <-early.Done():
+			if s := early.Status(); s.ExitStatus() != 4 {
+				t.Fatalf("the other child: %s, want exit status 4", DescribeStatus(s))
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("a child exited while a start waited for a thaw, and it was not reaped")
+		}
+
+		// Thawed while it waits: it goes ahead.
+		frozenWait = 10 * time.Second
+		go func() {
+			time.Sleep(200 * time.Millisecond)
+			frozen.Write("cgroup.freeze", "0")
+		}()
+		c, err := into("exit 5")
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	c, err := into("exit 5")
-	if err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-c.Done():
-		if st := c.Status(); st.ExitStatus() != 5 {
-			t.Fatalf("the child: %s, want exit status 5", DescribeStatus(st))
+		select {
+		case <-c.Done():
+			if st := c.Status(); st.ExitStatus() != 5 {
+				t.Fatalf("the child: %s, want exit status 5", DescribeStatus(st))
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("the child was not reaped")
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the child was not reaped")
+		frozenWait = 300 * time.Millisecond
 	}
 }
