@@ -103,6 +103,7 @@ type Manager struct {
 	waiters   map[uint64]chan machine.Reply
 	nextToken uint64
 	saved     map[string]string // last state file contents, by file name
+	savedCopy *machine.Saved    // the machine's state as last saved
 
 	// cl is the cluster-mode state (nil without a Cluster).
 	cl *clusterState
@@ -146,7 +147,7 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 	m := &Manager{
 		opts: opts, log: opts.Logger, runner: runner,
 		inputs: make(chan func(), 256), monitors: map[string]context.CancelFunc{},
-		waiters: map[uint64]chan machine.Reply{}, saved: map[string]string{}, methodCgroup: string(cg),
+		waiters: map[uint64]chan machine.Reply{}, saved: map[string]string{}, savedCopy: machine.NewSaved(), methodCgroup: string(cg),
 		methodRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "steady_rgm_methods_total", Help: "Methods run by the resource group manager, by method and result.",
 		}, []string{"method", "result"}),

@@ -151,21 +151,23 @@ func (m *Manager) loadState() (machine.Snapshot, error) {
 }
 
 // saveState writes the runtime state files that changed since the last
-// save, and removes those of objects that are gone.
+// save, and removes those of objects that are gone. Only what the machine
+// reports changed is encoded (machine.Saved).
 func (m *Manager) saveState() error {
 	snap := m.mach.Snapshot()
-	want := map[string]string{}
+	first := m.savedCopy.Empty()
+	res, groups, goneRes, goneGroups := m.mach.Changed(m.savedCopy)
 	meta, _ := json.Marshal(stateMeta{Schema: machine.SnapshotSchema, NextID: snap.NextID})
-	want["meta.json"] = string(meta)
-	for name, rs := range snap.Resources {
-		b, err := json.Marshal(rs)
+	want := map[string]string{"meta.json": string(meta)}
+	for _, name := range res {
+		b, err := json.Marshal(snap.Resources[name])
 		if err != nil {
 			return err
 		}
 		want["r-"+name+".json"] = string(b)
 	}
-	for name, gs := range snap.Groups {
-		b, err := json.Marshal(gs)
+	for _, name := range groups {
+		b, err := json.Marshal(snap.Groups[name])
 		if err != nil {
 			return err
 		}
@@ -176,15 +178,35 @@ func (m *Manager) saveState() error {
 			continue
 		}
 		if err := atomicfile.Replace(filepath.Join(m.stateDir(), file), []byte(content), 0o640); err != nil {
+			// What was not written is written at the next save.
+			m.savedCopy = machine.NewSaved()
 			return err
 		}
 		m.saved[file] = content
 	}
-	for file := range m.saved {
-		if _, ok := want[file]; !ok {
-			os.Remove(filepath.Join(m.stateDir(), file))
-			delete(m.saved, file)
+	for _, file := range append(prefixed("r-", goneRes), prefixed("g-", goneGroups)...) {
+		os.Remove(filepath.Join(m.stateDir(), file))
+		delete(m.saved, file)
+	}
+	if first {
+		// Files loaded at the start for objects that are gone since.
+		for file := range m.saved {
+			base := strings.TrimSuffix(file, ".json")
+			_, isRes := snap.Resources[strings.TrimPrefix(base, "r-")]
+			_, isGroup := snap.Groups[strings.TrimPrefix(base, "g-")]
+			if file != "meta.json" && !(strings.HasPrefix(base, "r-") && isRes) && !(strings.HasPrefix(base, "g-") && isGroup) {
+				os.Remove(filepath.Join(m.stateDir(), file))
+				delete(m.saved, file)
+			}
 		}
 	}
 	return nil
+}
+
+func prefixed(prefix string, names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = prefix + n + ".json"
+	}
+	return out
 }
