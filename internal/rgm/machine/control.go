@@ -108,6 +108,7 @@ func (m *Machine) SetStatus(name, status, msg string, now time.Time) []Action {
 	m.now = now
 	if r, rs := m.cfg.Resources[name], m.res[name]; r != nil && rs != nil {
 		m.setStatus(r, rs, status, msg)
+		m.markSave(r.Group)
 	}
 	return m.flush()
 }
@@ -383,6 +384,7 @@ func (m *Machine) Snapshot() Snapshot {
 func Restore(node string, snap Snapshot, cfg *model.Config, now time.Time) (*Machine, []Action) {
 	m := New(node, now)
 	m.cfg, m.idx = cfg, newIndex(cfg)
+	m.saveAll = true
 	m.nextID = snap.NextID
 	for name, rs := range snap.Resources {
 		if _, ok := cfg.Resources[name]; !ok {

@@ -226,6 +226,10 @@ type Machine struct {
 	// spill collects, during one, the groups its changes touched.
 	dirty map[string]bool
 	spill map[string]bool
+	// saveGroups are the groups whose state, or their resources', a step
+	// may have changed since the last Changed; saveAll, all of them.
+	saveGroups map[string]bool
+	saveAll    bool
 	// clusterDeps: RG_dependencies are kept by the cluster's controller
 	// (a group's dependee may be online on another node).
 	clusterDeps bool
@@ -264,6 +268,7 @@ func (m *Machine) publish(subclass string, attrs api.Attrs) {
 func (m *Machine) SetConfig(cfg *model.Config, now time.Time) []Action {
 	m.now = now
 	m.cfg, m.idx = cfg, newIndex(cfg)
+	m.saveAll = true
 	for name := range cfg.Resources {
 		if _, ok := m.res[name]; !ok {
 			m.res[name] = &resState{State: Offline, Status: StatusOffline}

@@ -41,9 +41,20 @@ func (m *Machine) touch(group string) {
 		m.dirty = map[string]bool{}
 	}
 	m.dirty[group] = true
+	m.markSave(group)
 	for _, h := range m.idx.related[group] {
 		m.dirty[h] = true
+		m.markSave(h)
 	}
+}
+
+// markSave notes that a group's state, or that of its resources, may
+// have changed, for the next Changed.
+func (m *Machine) markSave(group string) {
+	if m.saveGroups == nil {
+		m.saveGroups = map[string]bool{}
+	}
+	m.saveGroups[group] = true
 }
 
 // reconcile starts and stops what the configuration and assignments ask
@@ -56,10 +67,17 @@ func (m *Machine) reconcile() {
 	work := m.idx.groups
 	if len(m.dirty) > 0 {
 		work = m.inOrder(m.dirty)
+	} else {
+		m.saveAll = true
 	}
 	m.dirty = nil
 	for round := 0; len(work) > 0 && round < 2*len(m.groups)+4; round++ {
 		m.spill = map[string]bool{}
+		if !m.saveAll {
+			for _, g := range work {
+				m.markSave(g)
+			}
+		}
 		inWork := make(map[string]bool, len(work))
 		for _, g := range work {
 			inWork[g] = true
@@ -75,6 +93,11 @@ func (m *Machine) reconcile() {
 			}
 			if grown {
 				work = m.inOrder(inWork)
+				if !m.saveAll {
+					for _, g := range work {
+						m.markSave(g)
+					}
+				}
 			}
 			for _, gname := range work {
 				order := m.idx.order[gname]

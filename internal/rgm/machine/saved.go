@@ -21,8 +21,31 @@ func NewSaved() *Saved {
 func (s *Saved) Empty() bool { return len(s.res) == 0 && len(s.groups) == 0 }
 
 // Changed returns the resources and groups whose state differs from s,
-// and those in s that are gone; s then matches the machine.
+// and those in s that are gone; s then matches the machine. After a step
+// that concerned a few groups (a method's result, an assignment) only
+// those are compared; after one that may have touched any, everything is.
 func (m *Machine) Changed(s *Saved) (res, groups, goneRes, goneGroups []string) {
+	all, scope := m.saveAll || s.Empty(), m.saveGroups
+	m.saveAll, m.saveGroups = false, nil
+	if !all {
+		for g := range scope {
+			if gs := m.groups[g]; gs != nil {
+				if old, ok := s.groups[g]; !ok || !gs.equal(&old) {
+					groups = append(groups, g)
+					s.groups[g] = gs.clone()
+				}
+			}
+			for _, r := range m.idx.members[g] {
+				if rs := m.res[r.Name]; rs != nil {
+					if old, ok := s.res[r.Name]; !ok || !rs.equal(&old) {
+						res = append(res, r.Name)
+						s.res[r.Name] = rs.clone()
+					}
+				}
+			}
+		}
+		return res, groups, nil, nil
+	}
 	for name, rs := range m.res {
 		if old, ok := s.res[name]; !ok || !rs.equal(&old) {
 			res = append(res, name)

@@ -36,32 +36,37 @@ func TestSavedChanged(t *testing.T) {
 	m.res["b"] = &resState{State: Online}
 	m.groups["g"] = &groupState{State: GroupOnline}
 	s := NewSaved()
-	res, groups, goneR, goneG := m.Changed(s)
+	// Changes made here, not by steps, are found by full comparisons.
+	changed := func(s *Saved) ([]string, []string, []string, []string) {
+		m.saveAll = true
+		return m.Changed(s)
+	}
+	res, groups, goneR, goneG := changed(s)
 	slices.Sort(res)
 	if !slices.Equal(res, []string{"a", "b"}) || !slices.Equal(groups, []string{"g"}) || goneR != nil || goneG != nil {
 		t.Fatalf("first: %v %v %v %v", res, groups, goneR, goneG)
 	}
-	if res, groups, _, _ := m.Changed(s); res != nil || groups != nil {
+	if res, groups, _, _ := changed(s); res != nil || groups != nil {
 		t.Fatalf("nothing changed, but %v %v", res, groups)
 	}
 	// A change inside a slice and a record the copy must not share.
 	m.res["a"].Plan[0] = "STOP"
 	m.res["b"].Last = &record{What: "START succeeded"}
-	if res, _, _, _ := m.Changed(s); len(res) != 2 {
+	if res, _, _, _ := changed(s); len(res) != 2 {
 		t.Fatalf("in-place changes: %v", res)
 	}
 	m.res["b"].Last.What = "STOP succeeded"
-	if res, _, _, _ := m.Changed(s); !slices.Equal(res, []string{"b"}) {
+	if res, _, _, _ := changed(s); !slices.Equal(res, []string{"b"}) {
 		t.Fatalf("record change: %v", res)
 	}
 	m.res["b"].Waiters = []uint64{7} // not saved
-	if res, _, _, _ := m.Changed(s); res != nil {
+	if res, _, _, _ := changed(s); res != nil {
 		t.Fatalf("a waiter is not saved state: %v", res)
 	}
 	delete(m.res, "a")
 	m.res["c"] = &resState{State: Offline}
 	delete(m.groups, "g")
-	res, _, goneR, goneG = m.Changed(s)
+	res, _, goneR, goneG = changed(s)
 	if !slices.Equal(res, []string{"c"}) || !slices.Equal(goneR, []string{"a"}) || !slices.Equal(goneG, []string{"g"}) {
 		t.Fatalf("replaced: %v gone %v %v", res, goneR, goneG)
 	}

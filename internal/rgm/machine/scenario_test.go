@@ -70,6 +70,7 @@ func runScenario(t *testing.T, file string) {
 	}
 	s := &scenario{t: t, now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), cfg: model.NewConfig(), intent: map[string]bool{}}
 	s.m = New("n1", s.now)
+	saved := NewSaved()
 	var out strings.Builder
 	lines := strings.Split(string(data), "\n")
 	failed := false
@@ -90,6 +91,13 @@ func runScenario(t *testing.T, file string) {
 		}
 		i = j - 1
 		got := s.run(cmd)
+		// What a step's save compares (only the groups it concerned) must
+		// be all it changed: a full comparison right after finds nothing.
+		s.m.Changed(saved)
+		s.m.saveAll = true
+		if res, groups, goneRes, goneGroups := s.m.Changed(saved); len(res)+len(groups)+len(goneRes)+len(goneGroups) > 0 {
+			t.Errorf("%s: %s: the save after the step missed resources %v, groups %v, gone %v %v", file, cmd, res, groups, goneRes, goneGroups)
+		}
 		out.WriteString(cmd + "\n----\n")
 		for _, g := range got {
 			out.WriteString(g + "\n")
