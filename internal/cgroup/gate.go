@@ -30,8 +30,10 @@ var gate sync.RWMutex
 var ErrFrozen = errors.New("cgroup: frozen")
 
 // gateWait bounds how long a freeze waits for forks in flight: a fork
-// that is itself stuck must not hold up a fence.
-const gateWait = 200 * time.Millisecond
+// that is itself stuck must not hold up a fence, which has stop_budget
+// (100 ms in the tuned setting) for all of its work. A fork is in flight
+// until the child execs, well under a millisecond unless it is stuck.
+const gateWait = 20 * time.Millisecond
 
 // ForkGuard is called before a start with CLONE_INTO_CGROUP into the
 // directory fd (an O_PATH descriptor, as OpenFD returns): it fails with
