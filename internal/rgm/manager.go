@@ -102,8 +102,12 @@ type Manager struct {
 	monitors  map[string]context.CancelFunc
 	waiters   map[uint64]chan machine.Reply
 	nextToken uint64
-	saved     map[string]string // last state file contents, by file name
-	savedCopy *machine.Saved    // the machine's state as last saved
+	savedCopy   *machine.Saved // the machine's state as last saved
+	savedNextID uint64         // and the machine's next id then
+	stateSeq    uint64         // the last line of the state log
+	logf        *os.File       // the state log, open for appending
+	logBytes    int            // the size of the state log
+	snapBytes   int            // the size of the last snapshot
 
 	// cl is the cluster-mode state (nil without a Cluster).
 	cl *clusterState
@@ -115,6 +119,11 @@ type Manager struct {
 	ctlGroups map[string]*placement.Group
 
 	methodRuns *prometheus.CounterVec
+
+	// The loop's events wait here for the publisher (publishEvents).
+	pubMu    sync.Mutex
+	pubQueue []event.Event
+	pubKick  chan struct{}
 }
 
 // New loads the configuration from the store and the runtime state from
@@ -147,7 +156,7 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 	m := &Manager{
 		opts: opts, log: opts.Logger, runner: runner,
 		inputs: make(chan func(), 256), monitors: map[string]context.CancelFunc{},
-		waiters: map[uint64]chan machine.Reply{}, saved: map[string]string{}, savedCopy: machine.NewSaved(), methodCgroup: string(cg),
+		waiters: map[uint64]chan machine.Reply{}, savedCopy: machine.NewSaved(), methodCgroup: string(cg),
 		methodRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "steady_rgm_methods_total", Help: "Methods run by the resource group manager, by method and result.",
 		}, []string{"method", "result"}),
@@ -187,9 +196,16 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	var acts []machine.Action
 	m.mach, acts = machine.Restore(opts.Node, snap, cfg, opts.Now())
-	m.wg.Add(1)
+	m.pubKick = make(chan struct{}, 1)
+	m.wg.Add(2)
 	go m.loop()
+	go m.publishEvents()
 	m.inputs <- func() {
+		// The restored state becomes the snapshot, and the log starts
+		// empty.
+		if err := m.saveState(); err != nil {
+			m.log.Error("cannot save the runtime state", "err", err)
+		}
 		m.apply(acts)
 		if m.cl == nil {
 			m.assign()
@@ -367,11 +383,43 @@ func (m *Manager) apply(acts []machine.Action) {
 		m.markStatus(g)
 	}
 	if len(events) > 0 && m.opts.Bus != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if err := m.opts.Bus.PublishBatch(ctx, events); err != nil {
-			m.log.Error("cannot publish", "err", err)
+		m.pubMu.Lock()
+		m.pubQueue = append(m.pubQueue, events...)
+		m.pubMu.Unlock()
+		select {
+		case m.pubKick <- struct{}{}:
+		default:
 		}
-		cancel()
+	}
+}
+
+// publishEvents publishes the loop's events, in order, as they come. The
+// journal returns only once events are on disk, and the loop must not
+// wait for a sync on every step: with thousands of groups starting that
+// wait alone took seconds. Whatever queued meanwhile goes in one batch.
+func (m *Manager) publishEvents() {
+	defer m.wg.Done()
+	for {
+		stopping := false
+		select {
+		case <-m.pubKick:
+		case <-m.ctx.Done():
+			stopping = true
+		}
+		m.pubMu.Lock()
+		batch := m.pubQueue
+		m.pubQueue = nil
+		m.pubMu.Unlock()
+		if len(batch) > 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			if err := m.opts.Bus.PublishBatch(ctx, batch); err != nil {
+				m.log.Error("cannot publish", "err", err)
+			}
+			cancel()
+		}
+		if stopping {
+			return
+		}
 	}
 }
 
@@ -511,6 +559,10 @@ func (m *Manager) watchProcesses(after uint64) {
 func (m *Manager) Close() error {
 	m.cancel()
 	m.wg.Wait()
+	if m.logf != nil {
+		m.logf.Close()
+		m.logf = nil
+	}
 	return nil
 }
 
