@@ -98,10 +98,10 @@ type Manager struct {
 	current *model.Config
 
 	// Owned by the loop.
-	mach      *machine.Machine
-	monitors  map[string]context.CancelFunc
-	waiters   map[uint64]chan machine.Reply
-	nextToken uint64
+	mach        *machine.Machine
+	monitors    map[string]context.CancelFunc
+	waiters     map[uint64]chan machine.Reply
+	nextToken   uint64
 	savedCopy   *machine.Saved // the machine's state as last saved
 	savedNextID uint64         // and the machine's next id then
 	stateSeq    uint64         // the last line of the state log
