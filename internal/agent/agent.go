@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/steady-ha/steady/api"
 	"github.com/steady-ha/steady/internal/auth"
+	"github.com/steady-ha/steady/internal/cgroup"
 	"github.com/steady-ha/steady/internal/cluster"
 	"github.com/steady-ha/steady/internal/config"
 	"github.com/steady-ha/steady/internal/dr"
@@ -199,6 +200,13 @@ func New(ctx context.Context, opts Options) (_ *Agent, err error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("agent: finding this binary: %w", err)
+	}
+	// The fork fence: the watchdog's freezes wait for this agent's forks.
+	if ff, err := cgroup.OpenForkFence(filepath.Join(cfg.DataDir, watchdog.ForkFenceName)); err == nil {
+		ff.Reset()
+		cgroup.UseForkFence(ff)
+	} else {
+		log.Warn("no fork fence: a freeze by the watchdog may catch this agent forking", "err", err)
 	}
 	a.watchdog = watchdog.NewClient(cfg.DataDir, self, a.reaper, log.With("component", "watchdog"))
 	a.fence = &fence{log: log.With("component", "fence"), wd: a.watchdog}

@@ -41,12 +41,23 @@ const gateWait = 20 * time.Millisecond
 // otherwise returns a release to call once the start has returned.
 func ForkGuard(fd int) (release func(), err error) {
 	gate.RLock()
+	f := fence.Load()
+	if f != nil && !f.enter() {
+		gate.RUnlock()
+		return nil, fmt.Errorf("%w: not starting a process while the node's failover work is being frozen", ErrFrozen)
+	}
 	frozen, where := frozenAt(fd)
 	if frozen {
+		if f != nil {
+			f.leave()
+		}
 		gate.RUnlock()
 		return nil, fmt.Errorf("%w: not starting a process into %s, which is frozen (the node's failover work is fenced or being signalled)", ErrFrozen, where)
 	}
-	return gate.RUnlock, nil
+	if f == nil {
+		return gate.RUnlock, nil
+	}
+	return func() { f.leave(); gate.RUnlock() }, nil
 }
 
 // frozenAt reports whether the cgroup fd or an ancestor has cgroup.freeze
@@ -112,3 +123,23 @@ func lockGate() (unlock func()) {
 // until release is called (after at most gateWait for the starts in
 // flight): freezers write cgroup.freeze under it.
 func HoldForks() (release func()) { return lockGate() }
+
+// FenceWait bounds how long a fence's freeze waits, through the fork
+// fence, for the forks of the other process.
+const FenceWait = 40 * time.Millisecond
+
+// RaiseFence raises the process's fork fence, if it has one, before a
+// fence's freeze: forks of every process sharing it stop until
+// LowerFence.
+func RaiseFence() {
+	if f := fence.Load(); f != nil {
+		f.Raise(FenceWait)
+	}
+}
+
+// LowerFence lowers the fork fence after a thaw.
+func LowerFence() {
+	if f := fence.Load(); f != nil {
+		f.Lower()
+	}
+}

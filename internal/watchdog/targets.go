@@ -111,6 +111,7 @@ func (t Targets) dirs() []cgroup.Dir {
 func Freeze(t Targets) error {
 	// No fork of this process may be in flight into what is frozen
 	// (cgroup.ForkGuard says why).
+	cgroup.RaiseFence()
 	release := cgroup.HoldForks()
 	defer release()
 	var errs []error
@@ -140,6 +141,7 @@ func Thaw(t Targets) error {
 			errs = append(errs, fmt.Errorf("watchdog: continuing process group %d: %w", pg, err))
 		}
 	}
+	cgroup.LowerFence()
 	return errors.Join(errs...)
 }
 

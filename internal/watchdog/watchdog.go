@@ -15,12 +15,17 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/steady-ha/steady/internal/cgroup"
 	"github.com/steady-ha/steady/internal/reaper"
 	"golang.org/x/sys/unix"
 )
 
 // SocketName is the watchdog's socket in the data directory.
 const SocketName = "watchdog.sock"
+
+// ForkFenceName is the file in the data directory through which the
+// watchdog's freezes wait for the agent's forks (cgroup.ForkFence).
+const ForkFenceName = "forkfence"
 
 // request is one line from the agent.
 type request struct {
@@ -86,6 +91,11 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if ff, err := cgroup.OpenForkFence(filepath.Join(opts.Dir, ForkFenceName)); err == nil {
+		cgroup.UseForkFence(ff)
+	} else {
+		opts.Logger.Warn("no fork fence: a freeze may catch the agent forking", "err", err)
 	}
 	path := filepath.Join(opts.Dir, SocketName)
 	os.Remove(path)
