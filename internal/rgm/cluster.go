@@ -888,11 +888,18 @@ func (m *Manager) waitCluster(ctx context.Context, name string) error {
 			return err
 		}
 		pending := g.ClusterState == machine.GroupPendingOnline || g.ClusterState == machine.GroupPendingOffline
-		if !pending && g.Managed && g.Online && len(g.Primaries) == 0 {
+		// A group wanted online that is nowhere, or faulted where it is,
+		// may be about to move (a start failure under SOFT, a giveover):
+		// that is the answer only once it has held for a second with the
+		// same assignment.
+		unsettled := len(g.Primaries) == 0 || g.ClusterState != machine.GroupOnline
+		if !pending && g.Managed && g.Online && unsettled {
 			if g.Epoch != lastEpoch || since.IsZero() {
 				lastEpoch, since = g.Epoch, time.Now()
 			}
 			pending = time.Since(since) < time.Second
+		} else {
+			since = time.Time{}
 		}
 		if !pending {
 			return nil
