@@ -28,11 +28,9 @@ const (
 	// lowerFDTAfter is how long after a raise of the detection time it
 	// may be lowered again.
 	lowerFDTAfter = 60 * time.Second
-	// flapWindow and flapLimit: a link that came up more than flapLimit
-	// times within flapWindow is not taken as repaired until it holds for
-	// flapWindow.
-	flapWindow = time.Minute
-	flapLimit  = 2
+	// flapLimit: a link that came up more than flapLimit times within
+	// the flap window is not taken as repaired until it holds for as long.
+	flapLimit = 2
 )
 
 // Errors of operator requests.
@@ -51,6 +49,10 @@ type Settings struct {
 	// Failback moves data addresses back to a repaired interface; without
 	// it a repaired interface stays inactive while another one works.
 	Failback bool
+	// FlapWindow: a link that came up more than twice within it is not
+	// taken as repaired until it has held for as long (0: a minute, as
+	// in.mpathd; negative: no such rule).
+	FlapWindow time.Duration
 }
 
 // GroupConfig is one multipathing group as configured.
@@ -207,8 +209,9 @@ type group struct {
 	data      []*dataAddr
 	targets   []*target
 	mode      string // routes, multicast, disabled
-	fdt       time.Duration
-	raisedAt  time.Time
+	fdt        time.Duration
+	flapWindow time.Duration
+	raisedAt   time.Time
 	allFailed bool
 }
 
@@ -230,6 +233,9 @@ func NewCore(set Settings, groups []GroupConfig, seed uint64) (*Core, error) {
 	if set.FDT == 0 {
 		set.FDT = DefaultFDT
 	}
+	if set.FlapWindow == 0 {
+		set.FlapWindow = time.Minute
+	}
 	if set.FDT < MinFDT {
 		return nil, fmt.Errorf("failure detection time %v is below the minimum of %v", set.FDT, MinFDT)
 	}
@@ -244,7 +250,7 @@ func NewCore(set Settings, groups []GroupConfig, seed uint64) (*Core, error) {
 			return nil, fmt.Errorf("group %s is configured twice", gc.Name)
 		}
 		names[gc.Name] = true
-		g := &group{cfg: gc, fdt: set.FDT, mode: "disabled"}
+		g := &group{cfg: gc, fdt: set.FDT, flapWindow: set.FlapWindow, mode: "disabled"}
 		for _, mc := range gc.Members {
 			if other, ok := c.byIface[mc.Interface]; ok {
 				return nil, fmt.Errorf("interface %s is in groups %s and %s", mc.Interface, other.group.cfg.Name, gc.Name)
@@ -286,8 +292,20 @@ func (c *Core) Messages() []Message {
 }
 
 // Link records the state of an interface: present (it exists) and its
-// carrier. Interfaces of no group are ignored.
+// carrier, and places the group's addresses. Interfaces of no group are
+// ignored.
 func (c *Core) Link(now time.Time, iface string, present bool, link LinkState) {
+	c.Note(now, iface, present, link)
+	c.place(now)
+}
+
+// Place places every group's addresses after a series of Notes.
+func (c *Core) Place(now time.Time) { c.place(now) }
+
+// Note records the state of an interface without placing: a burst of
+// link events (a switch going down reports every port) is noted whole
+// and placed once, so that a group-wide failure moves nothing.
+func (c *Core) Note(now time.Time, iface string, present bool, link LinkState) {
 	m := c.byIface[iface]
 	if m == nil {
 		return
@@ -311,36 +329,51 @@ func (c *Core) Link(now time.Time, iface string, present bool, link LinkState) {
 			}
 		}
 	}
-	if link == LinkUp && was == LinkDown {
+	if link == LinkUp && was == LinkDown && c.set.FlapWindow > 0 {
 		m.ups = append(m.ups, now)
-		m.ups = slices.DeleteFunc(m.ups, func(t time.Time) bool { return now.Sub(t) > flapWindow })
+		m.ups = slices.DeleteFunc(m.ups, func(t time.Time) bool { return now.Sub(t) > c.set.FlapWindow })
 		if len(m.ups) > flapLimit {
-			c.say(now, m.group, iface, "link", true, "The link has come up on %s more than %d times in the last minute; disabling repair until it stabilizes", iface, flapLimit)
+			c.say(now, m.group, iface, "link", true, "The link has come up on %s more than %d times in the last %v; disabling repair until it stabilizes", iface, flapLimit, c.set.FlapWindow)
 		}
 	}
 	if !present {
 		// A removed interface takes its probes with it.
 		m.out = nil
 	}
-	c.place(now)
 }
 
 // flapping says whether the flap rule withholds the repair of m.
-func (m *member) flapping(now time.Time) bool {
+func (m *member) flapping(now time.Time, window time.Duration) bool {
 	if len(m.ups) <= flapLimit {
 		return false
 	}
 	last := m.ups[len(m.ups)-1]
-	if now.Sub(last) >= flapWindow {
+	if now.Sub(last) >= window {
 		m.ups = nil
 		return false
 	}
 	return true
 }
 
+// held says whether m failed by probes alone while another member of its
+// group is losing probes too, without having failed yet: its addresses
+// wait for that member's next result, so that a path failing for the
+// whole group is a group failure and moves nothing.
+func (m *member) held() bool {
+	if !m.probeFailed || m.link != LinkUp || !m.present || m.offline {
+		return false
+	}
+	for _, o := range m.group.members {
+		if o != m && !o.probeFailed && o.lostRun > 0 && o.link == LinkUp && o.present && !o.offline {
+			return true
+		}
+	}
+	return false
+}
+
 // usable: able to carry data addresses now.
 func (m *member) usable(now time.Time) bool {
-	return m.present && m.link == LinkUp && !m.probeFailed && !m.offline && !m.flapping(now)
+	return m.present && m.link == LinkUp && !m.probeFailed && !m.offline && !m.flapping(now, m.group.flapWindow)
 }
 
 // Start marks the end of the initial state (the first link dump): from
@@ -493,6 +526,10 @@ func (c *Core) placeGroup(now time.Time, g *group, boot bool) {
 		case home != nil && home.active && d.on != d.home && (c.set.Failback || cur == nil || !cur.active):
 			to = d.home
 		case cur != nil && cur.active:
+			continue
+		case cur != nil && cur.held():
+			// Probes are being lost by the others too: wait for their
+			// outcome, which may be a group failure.
 			continue
 		default:
 			var best *member

@@ -135,11 +135,9 @@ func TestGroupFailureMovesNothing(t *testing.T) {
 func TestSimultaneousGroupFailureKeepsAddresses(t *testing.T) {
 	c := newCore(t, Settings{Failback: true}, twoNICs(false))
 	// The bridge dies: both report in one resync, before any placement.
-	c.started = false
-	c.Link(t0, "e1", true, LinkDown)
-	c.Link(t0, "e2", true, LinkDown)
-	c.started = true
-	c.place(t0)
+	c.Note(t0, "e1", true, LinkDown)
+	c.Note(t0, "e2", true, LinkDown)
+	c.Place(t0)
 	if on(c, "10.0.0.100") != "e1" || on(c, "10.0.0.101") != "e2" {
 		t.Errorf("a group-wide failure moved addresses: %s %s", on(c, "10.0.0.100"), on(c, "10.0.0.101"))
 	}
@@ -303,10 +301,10 @@ func TestFlappingLinkWithholdsRepair(t *testing.T) {
 	if on(c, "10.0.0.100") != "e2" {
 		t.Errorf("a link that came up three times in a minute was taken back at once")
 	}
-	if !strings.Contains(texts(c.Messages()), "more than 2 times in the last minute") {
+	if !strings.Contains(texts(c.Messages()), "more than 2 times in the last 1m0s") {
 		t.Error("no flap message")
 	}
-	now = now.Add(flapWindow)
+	now = now.Add(time.Minute)
 	c.Probes(now)
 	if on(c, "10.0.0.100") != "e1" {
 		t.Errorf("not repaired after a quiet minute: %q", on(c, "10.0.0.100"))
@@ -374,5 +372,26 @@ func TestValidate(t *testing.T) {
 	}
 	if _, err := NewCore(Settings{FDT: 50 * time.Millisecond}, nil, 1); err == nil {
 		t.Error("FDT below the minimum accepted")
+	}
+}
+
+func TestProbeFailureWhileOthersLoseIsHeld(t *testing.T) {
+	fdt := 700 * time.Millisecond
+	c := newCore(t, Settings{FDT: fdt, Failback: true}, twoNICs(false))
+	c.SetTargets("g0", "routes", []netip.Addr{netip.MustParseAddr("10.0.0.1")})
+	now := t0
+	drive(c, now, now.Add(2*time.Second), func(Probe, time.Time) bool { return true })
+	// The path dies for both members: the first to reach five losses
+	// must wait for the other, and then it is a group failure.
+	now = now.Add(2 * time.Second)
+	for i := 0; i < 300; i++ {
+		drive(c, now, now.Add(10*time.Millisecond), func(Probe, time.Time) bool { return false })
+		now = now.Add(10 * time.Millisecond)
+		if on(c, "10.0.0.100") != "e1" || on(c, "10.0.0.101") != "e2" {
+			t.Fatalf("at +%v a path failure of the whole group moved addresses: %s %s", now.Sub(t0), on(c, "10.0.0.100"), on(c, "10.0.0.101"))
+		}
+	}
+	if st := c.Status(now); st.Groups[0].State != "failed" {
+		t.Errorf("group state %s, want failed", st.Groups[0].State)
 	}
 }

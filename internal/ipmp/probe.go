@@ -57,7 +57,11 @@ func (c *Core) SetTargets(groupName, mode string, addrs []netip.Addr) {
 	}
 	g.targets = ts
 	if len(ts) == 0 {
+		// Nothing to probe: assumed working, and only the link judges.
 		mode = "disabled"
+		for _, m := range g.members {
+			m.probeFailed, m.lostRun, m.ackRun, m.out = false, 0, 0, nil
+		}
 	}
 	g.mode = mode
 }
@@ -117,6 +121,9 @@ func (c *Core) Probes(now time.Time) []Probe {
 			m.targetNext++
 			src, _ := m.testAddr()
 			m.seq++
+			if m.seq == discoverySeq {
+				m.seq++
+			}
 			m.out = append(m.out, pending{seq: m.seq, target: t.addr, sent: now})
 			out = append(out, Probe{Interface: m.cfg.Interface, Src: src, Target: t.addr, Seq: m.seq})
 			// Next slot, fired at a random point of its second half, so
@@ -279,7 +286,7 @@ func (c *Core) NextWake() time.Time {
 		}
 		for _, m := range g.members {
 			if len(m.ups) > flapLimit {
-				soon(m.ups[len(m.ups)-1].Add(flapWindow))
+				soon(m.ups[len(m.ups)-1].Add(g.flapWindow))
 			}
 		}
 	}

@@ -105,4 +105,3 @@ func (c *Core) ProbesSince(since time.Time) []api.IPMPProbe {
 	}
 	return out
 }
-
