@@ -204,15 +204,15 @@ type dataAddr struct {
 }
 
 type group struct {
-	cfg       GroupConfig
-	members   []*member
-	data      []*dataAddr
-	targets   []*target
-	mode      string // routes, multicast, disabled
+	cfg        GroupConfig
+	members    []*member
+	data       []*dataAddr
+	targets    []*target
+	mode       string // routes, multicast, disabled
 	fdt        time.Duration
 	flapWindow time.Duration
 	raisedAt   time.Time
-	allFailed bool
+	allFailed  bool
 }
 
 // Core is the multipathing policy of one host. It is not safe for
