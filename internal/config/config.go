@@ -33,6 +33,40 @@ type Config struct {
 	Cluster Cluster `yaml:"cluster"`
 	DR      DR      `yaml:"dr"`
 	RCM     RCM     `yaml:"rcm"`
+	IPMP    IPMP    `yaml:"ipmp"`
+}
+
+// IPMP configures IP multipathing (in.mpathd's /etc/default/mpathd and
+// the groups).
+type IPMP struct {
+	// FailureDetectionTime is the time probe-based detection has to find
+	// a failed interface (a probe every seventh of it).
+	FailureDetectionTime Duration `yaml:"failure_detection_time"`
+	// Failback moves data addresses back to a repaired interface.
+	Failback bool `yaml:"failback"`
+	// HostnameDir holds Solaris hostname.<if> files with the IPMP syntax,
+	// read as further groups; empty: none are read.
+	HostnameDir string `yaml:"hostname_dir"`
+	// ARPCount announcements of a moved address, ARPInterval apart.
+	ARPCount    int         `yaml:"arp_count"`
+	ARPInterval Duration    `yaml:"arp_interval"`
+	Groups      []IPMPGroup `yaml:"groups"`
+}
+
+// IPMPGroup is one multipathing group.
+type IPMPGroup struct {
+	Name       string          `yaml:"name"`
+	Interfaces []IPMPInterface `yaml:"interfaces"`
+}
+
+// IPMPInterface is one member of a group.
+type IPMPInterface struct {
+	Name string `yaml:"name"`
+	// Standby holds it in reserve (test addresses only).
+	Standby bool `yaml:"standby"`
+	// TestAddresses stay on the interface; DataAddresses move.
+	TestAddresses []string `yaml:"test_addresses"`
+	DataAddresses []string `yaml:"data_addresses"`
 }
 
 // Cluster configures membership: the node's lease and self-fencing.
@@ -192,6 +226,8 @@ func Default() Config {
 		DR: DR{SysfsRoot: "/sys"},
 		RCM: RCM{ScriptDirs: []string{"/etc/steady/rcm/scripts", "/etc/rcm/scripts"},
 			MemoryMargin: 256 << 20, KillGrace: Duration(10 * time.Second)},
+		IPMP: IPMP{FailureDetectionTime: Duration(10 * time.Second), Failback: true, HostnameDir: "/etc",
+			ARPCount: 5, ARPInterval: Duration(2 * time.Second), Groups: []IPMPGroup{}},
 	}
 }
 

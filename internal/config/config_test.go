@@ -84,6 +84,15 @@ func TestParse(t *testing.T) {
 			want: []string{"test.yaml:2:8: store: store must be a mapping of keys to values, not a list"},
 		},
 		{
+			name: "bad multipathing group",
+			in: "version: 1\nipmp:\n  groups:\n    - name: g0\n      interfaces:\n        - name: eth1\n          standby: true\n          data_addresses: [192.0.2.1]\n        - name: eth1\n          test_addresses: [192.0.2.2/24]\n",
+			want: []string{
+				"test.yaml:8:27: ipmp.groups[0].interfaces[0].data_addresses: a standby interface may carry only test addresses",
+				"ipmp.groups[0].interfaces[0].data_addresses[0]: \"192.0.2.1\" is not an address with its prefix length",
+				"test.yaml:9:17: ipmp.groups[0].interfaces[1].name: interface eth1 is already in group g0",
+			},
+		},
+		{
 			name: "empty section keeps defaults",
 			in:   "version: 1\nstore:\n",
 		},

@@ -123,4 +123,29 @@ rcm:
   # A script command that outlives its rcm_cmd_timeout gets SIGABRT,
   # then SIGKILL this much later.
   kill_grace: 10s
+
+ipmp:
+  # Probe-based detection finds a failed interface within this time (a
+  # probe every seventh of it; five lost in a row fail the interface, ten
+  # answered repair it). At least 100ms.
+  failure_detection_time: 10s
+  # Move data addresses back to an interface once it is repaired.
+  failback: true
+  # Solaris hostname.<if> and hostname6.<if> files with the IPMP syntax
+  # found here are read as further groups. Empty: none are read.
+  hostname_dir: /etc
+  # A moved address is announced (gratuitous ARP, unsolicited neighbour
+  # advertisement) arp_count times, arp_interval apart.
+  arp_count: 5
+  arp_interval: 2s
+  # Groups of interfaces on one link, for example:
+  #   - name: g0
+  #     interfaces:
+  #       - name: eth1
+  #         test_addresses: [192.0.2.21/24]
+  #         data_addresses: [192.0.2.100/24]
+  #       - name: eth2
+  #         test_addresses: [192.0.2.22/24]
+  #         standby: true
+  groups: []
 `

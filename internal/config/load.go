@@ -141,6 +141,16 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		d.lines[path] = [2]int{n.Line, n.Column}
 	}
 	isStruct := v.Kind() == reflect.Struct && !reflect.PointerTo(v.Type()).Implements(unmarshalerType)
+	if v.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode {
+		// Element by element, so that the structs of a list are as strict
+		// as the others and every element's position is known.
+		out := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+		for i, e := range n.Content {
+			d.decode(e, out.Index(i), fmt.Sprintf("%s[%d]", path, i))
+		}
+		v.Set(out)
+		return
+	}
 	if !isStruct {
 		if err := n.Decode(v.Addr().Interface()); err != nil {
 			d.problem(n, path, "%s", cleanYAMLError(err))

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"path/filepath"
 	"regexp"
@@ -142,10 +143,74 @@ func (c Config) Validate() error {
 	if t := c.RCM.KillGrace.D(); t < 100*time.Millisecond || t > 10*time.Minute {
 		bad("rcm.kill_grace", "%v is outside 100ms..10m", t)
 	}
+	c.validateIPMP(bad)
 	if len(ps) > 0 {
 		return &Error{Problems: ps}
 	}
 	return nil
+}
+
+var ifnameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$`)
+
+// validateIPMP checks the multipathing section; the semantic rules of a
+// group are the ipmp package's, checked again when the agent builds it.
+func (c Config) validateIPMP(bad func(key, format string, args ...any)) {
+	m := c.IPMP
+	if t := m.FailureDetectionTime.D(); t < 100*time.Millisecond || t > time.Hour {
+		bad("ipmp.failure_detection_time", "%v is outside 100ms..1h", t)
+	}
+	if m.HostnameDir != "" && !filepath.IsAbs(m.HostnameDir) {
+		bad("ipmp.hostname_dir", "%q is not an absolute path", m.HostnameDir)
+	}
+	if m.ARPCount < 1 || m.ARPCount > 20 {
+		bad("ipmp.arp_count", "%d is outside 1..20", m.ARPCount)
+	}
+	if t := m.ARPInterval.D(); t < 10*time.Millisecond || t > 20*time.Second {
+		bad("ipmp.arp_interval", "%v is outside 10ms..20s", t)
+	}
+	groups, ifaces, addrs := map[string]bool{}, map[string]string{}, map[netip.Addr]string{}
+	for i, g := range m.Groups {
+		key := fmt.Sprintf("ipmp.groups[%d]", i)
+		if g.Name == "" || len(g.Name) > 31 || strings.ContainsAny(g.Name, " \t/") {
+			bad(key+".name", "%q: a group name has 1 to 31 characters, no spaces or slashes", g.Name)
+		} else if groups[g.Name] {
+			bad(key+".name", "group %s is named twice", g.Name)
+		}
+		groups[g.Name] = true
+		if len(g.Interfaces) == 0 {
+			bad(key+".interfaces", "group %s has no interfaces", g.Name)
+		}
+		for j, ifc := range g.Interfaces {
+			ikey := fmt.Sprintf("%s.interfaces[%d]", key, j)
+			if !ifnameRE.MatchString(ifc.Name) {
+				bad(ikey+".name", "%q is not a Linux interface name", ifc.Name)
+			} else if other, ok := ifaces[ifc.Name]; ok {
+				bad(ikey+".name", "interface %s is already in group %s", ifc.Name, other)
+			}
+			ifaces[ifc.Name] = g.Name
+			if ifc.Standby && len(ifc.DataAddresses) > 0 {
+				bad(ikey+".data_addresses", "a standby interface may carry only test addresses")
+			}
+			for kind, list := range map[string][]string{"test_addresses": ifc.TestAddresses, "data_addresses": ifc.DataAddresses} {
+				for k, a := range list {
+					akey := fmt.Sprintf("%s.%s[%d]", ikey, kind, k)
+					p, err := netip.ParsePrefix(a)
+					if err != nil {
+						bad(akey, "%q is not an address with its prefix length (192.0.2.10/24, 2001:db8::10/64)", a)
+						continue
+					}
+					if p.Addr().IsUnspecified() || p.Addr().IsMulticast() || p.Addr().IsLoopback() {
+						bad(akey, "%v is not a usable unicast address", p.Addr())
+						continue
+					}
+					if other, ok := addrs[p.Addr()]; ok {
+						bad(akey, "%v is already given to %s", p.Addr(), other)
+					}
+					addrs[p.Addr()] = ifc.Name
+				}
+			}
+		}
+	}
 }
 
 // clusterTiming checks the lease settings with the same arithmetic as
