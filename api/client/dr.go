@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"net/url"
+	"time"
 
 	"github.com/steady-ha/steady/api"
 )
@@ -89,4 +90,31 @@ func (c *Client) ClusterRemove(ctx context.Context, node string) error {
 // standalone.
 func (c *Client) ClusterLeave(ctx context.Context) error {
 	return c.do(ctx, "POST", "/v1/cluster/leave", nil, struct{}{}, nil)
+}
+
+// IPMP reads the multipathing state.
+func (c *Client) IPMP(ctx context.Context) (*api.IPMPStatus, error) {
+	var out api.IPMPStatus
+	return &out, c.do(ctx, "GET", "/v1/ipmp", nil, nil, &out)
+}
+
+// IPMPProbes lists the probes sent since t (the zero time: all kept).
+func (c *Client) IPMPProbes(ctx context.Context, since time.Time) ([]api.IPMPProbe, error) {
+	var q url.Values
+	if !since.IsZero() {
+		q = url.Values{"since": {since.Format(time.RFC3339Nano)}}
+	}
+	var out []api.IPMPProbe
+	return out, c.do(ctx, "GET", "/v1/ipmp/probes", q, nil, &out)
+}
+
+// IPMPOffline takes an interface offline in its group (if_mpadm -d), or
+// with undo puts it back (if_mpadm -r).
+func (c *Client) IPMPOffline(ctx context.Context, iface string, force, undo bool) (*api.IPMPStatus, error) {
+	path := "/v1/ipmp/offline"
+	if undo {
+		path = "/v1/ipmp/undo-offline"
+	}
+	var out api.IPMPStatus
+	return &out, c.do(ctx, "POST", path, nil, api.IPMPRequest{Interface: iface, Force: force}, &out)
 }

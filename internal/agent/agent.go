@@ -28,6 +28,7 @@ import (
 	"github.com/steady-ha/steady/internal/config"
 	"github.com/steady-ha/steady/internal/dr"
 	"github.com/steady-ha/steady/internal/event"
+	"github.com/steady-ha/steady/internal/ipmp"
 	"github.com/steady-ha/steady/internal/pmf"
 	"github.com/steady-ha/steady/internal/rcm"
 	"github.com/steady-ha/steady/internal/rcm/script"
@@ -79,6 +80,7 @@ type Agent struct {
 	rcm      *rcm.Engine
 	scripts  *script.Set
 	dr       *dr.Manager
+	ipmp     *ipmp.Daemon
 	server   *server.Server
 
 	leaving  atomic.Bool    // leaving the cluster: its store member is being removed
@@ -276,6 +278,12 @@ func New(ctx context.Context, opts Options) (_ *Agent, err error) {
 		return nil, err
 	}
 
+	// 7b. IP multipathing: before the RGM, whose logical hostnames live
+	// on its groups, and the rcm modules, which ask it.
+	if err := a.startIPMP(ctx, bgCtx, cfg); err != nil {
+		return nil, err
+	}
+
 	// 8. The resource group manager: methods run in cgroups next to the
 	// process monitor's, or in process groups when it has none.
 	binDir, err := linkCommands(filepath.Join(cfg.DataDir, "bin"), opts.Commands)
@@ -345,6 +353,7 @@ func New(ctx context.Context, opts Options) (_ *Agent, err error) {
 		remote = &server.Remote{Address: net.JoinHostPort(clusterState.Address, strconv.Itoa(clusterState.APIPort)), TLS: tc}
 	}
 	a.server, err = server.New(server.Options{
+		IPMP: a.ipmp,
 		Socket:         cfg.API.Socket,
 		SocketGroup:    cfg.API.SocketGroup,
 		MetricsAddress: cfg.API.MetricsAddress,
@@ -526,6 +535,10 @@ func (a *Agent) Close() error {
 			errs = append(errs, err)
 		}
 		cancel()
+	}
+	if a.ipmp != nil {
+		// Addresses stay where they are; the next agent adopts them.
+		a.ipmp.Close()
 	}
 	if a.bgCancel != nil {
 		a.bgCancel()

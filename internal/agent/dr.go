@@ -77,7 +77,7 @@ func (a *Agent) startDR(ctx context.Context) error {
 		&modules.Filesys{Proc: "/proc", Sys: sys},
 	}
 	if real {
-		clients = append(clients, &modules.IP{}, &modules.Network{Sys: sys})
+		clients = append(clients, &modules.IP{Multipath: a.multipath()}, &modules.Network{Sys: sys})
 	}
 	for _, c := range clients {
 		if err := a.rcm.AddClient(ctx, c); err != nil {
@@ -112,7 +112,18 @@ func (a *Agent) startDR(ctx context.Context) error {
 		dr.SCSI{Root: sys, Saved: saved}, dr.Loops{Root: sys, Dev: "/dev", Saved: saved},
 	}
 	if real {
-		drivers = append(drivers, dr.Nets{Saved: saved})
+		nets := dr.Nets{Saved: saved}
+		if a.ipmp != nil {
+			// A configure gives an interface back to its group.
+			nets.Configured = func(ctx context.Context, name string) {
+				if _, _, offline, err := a.ipmp.Member(ctx, name); err == nil && offline {
+					if err := a.ipmp.UndoOffline(ctx, name); err != nil {
+						a.log.Warn("putting a configured interface back in its group", "interface", name, "err", err)
+					}
+				}
+			}
+		}
+		drivers = append(drivers, nets)
 	}
 	a.dr = dr.NewManager(dr.Options{
 		Engine:  a.rcm,

@@ -70,7 +70,8 @@ func isSteadyName(name string) bool {
 // personalities is the registry of compatibility names of this build.
 func personalities() *compat.Registry {
 	return compat.NewRegistry(compat.Pmfadm, compat.SchaResourceGet, compat.SchaResourceGroupGet,
-		compat.SchaResourceTypeGet, compat.SchaClusterGet, compat.SchaControl, compat.SchaResourceSetstatus, compat.Cfgadm)
+		compat.SchaResourceTypeGet, compat.SchaClusterGet, compat.SchaControl, compat.SchaResourceSetstatus, compat.Cfgadm,
+		compat.Ipmpstat, compat.IfMpadm)
 }
 
 // commandNames lists the names of the compatibility commands.
@@ -182,6 +183,7 @@ socket named by --socket or $STEADY_SOCKET.
 		newRGCmd(g),
 		newDRCmd(g),
 		newRCMCmd(g),
+		newIPMPCmd(g),
 		newClusterCmd(g),
 		newConfigCmd(g),
 		newInstallLinksCmd(g),

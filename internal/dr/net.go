@@ -27,6 +27,9 @@ type Nets struct {
 	Saved  *Saved
 	// Now is the clock of the status time (tests replace it).
 	Now func() time.Time
+	// Configured, when set, is told of an interface configure gave back
+	// (the multipathing daemon puts it back in its group).
+	Configured func(ctx context.Context, name string)
 }
 
 // Class is "net".
@@ -276,7 +279,13 @@ func (n Nets) Configure(ctx context.Context, ap AP) error {
 	if err := n.apply(strings.TrimPrefix(ap.ID, "net/"), cfg); err != nil {
 		return err
 	}
-	return n.Saved.Delete(ap.ID)
+	if err := n.Saved.Delete(ap.ID); err != nil {
+		return err
+	}
+	if n.Configured != nil {
+		n.Configured(ctx, strings.TrimPrefix(ap.ID, "net/"))
+	}
+	return nil
 }
 
 // apply sets MTU, state, addresses and routes as cfg says. It goes on

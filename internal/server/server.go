@@ -34,6 +34,7 @@ import (
 	"github.com/steady-ha/steady/internal/cluster"
 	"github.com/steady-ha/steady/internal/dr"
 	"github.com/steady-ha/steady/internal/event"
+	"github.com/steady-ha/steady/internal/ipmp"
 	"github.com/steady-ha/steady/internal/pmf"
 	"github.com/steady-ha/steady/internal/rcm"
 	"github.com/steady-ha/steady/internal/rcm/script"
@@ -59,6 +60,7 @@ type Options struct {
 	DR          *dr.Manager
 	RCM         *rcm.Engine
 	Scripts     *script.Set
+	IPMP        *ipmp.Daemon
 	Cluster     *cluster.Member
 	// ClusterAdmin forms the cluster; Remote, when set, is the
 	// agent-to-agent listener.
@@ -168,6 +170,7 @@ func (s *Server) routes() []routeSpec {
 	}
 	routes = append(routes, s.rgmRoutes()...)
 	routes = append(routes, s.clusterRoutes()...)
+	routes = append(routes, s.ipmpRoutes()...)
 	return append(routes, s.drRoutes()...)
 }
 
@@ -266,6 +269,10 @@ var errorCodes = []struct {
 	{cluster.ErrBadCSR, api.CodeInvalid},
 	{cluster.ErrBadNodeName, api.CodeInvalid},
 	{dr.ErrNotFound, api.CodeNotFound},
+	{ipmp.ErrUnknown, api.CodeNotFound},
+	{ipmp.ErrRedundancy, api.CodeRefused},
+	{ipmp.ErrNotOffline, api.CodeConflict},
+	{ipmp.ErrExists, api.CodeConflict},
 	{dr.ErrInvalid, api.CodeInvalid},
 	{dr.ErrState, api.CodeConflict},
 	{dr.ErrNotSupported, api.CodeNotSupported},

@@ -20,14 +20,91 @@ import (
 // while it has addresses, unless forced; either way it passes the
 // request on to the users of each address (ip/ADDRESS), which may refuse
 // even a forced request (a resource group that lives on the address).
-// Multipathing groups, where an address can move instead, come with the
-// ipmp package.
+//
+// An interface in a multipathing group is different: its data addresses
+// move to another member instead of going, so nobody needs asking. The
+// request is refused only when no other member of its group works
+// (unless forced); the real pass takes it offline in its group (data
+// addresses fail over, test addresses come down), and an undo puts it
+// back, which fails the addresses back.
 type IP struct {
 	// Handle talks netlink in the interfaces' namespace; nil is the agent's.
 	Handle *netlink.Handle
+	// Multipath is the multipathing daemon; nil: no groups.
+	Multipath Multipath
 
 	mu      sync.Mutex
 	offered map[string][]string // interface -> address names passed on, for the notices
+	offline map[string]bool     // interfaces this module took offline in their group
+}
+
+// Multipath is what the ip module asks of the multipathing daemon.
+type Multipath interface {
+	// Member names the interface's group ("" for none), counts the other
+	// working members and says whether it is offline already.
+	Member(ctx context.Context, iface string) (group string, others int, offline bool, err error)
+	Offline(ctx context.Context, iface string, force bool) error
+	UndoOffline(ctx context.Context, iface string) error
+}
+
+// grouped answers for an interface of a multipathing group; handled is
+// false when the ordinary path applies.
+func (m *IP) grouped(ctx context.Context, c rcm.Call, name string) (info string, handled bool, err error) {
+	if m.Multipath == nil {
+		return "", false, nil
+	}
+	group, others, offline, err := m.Multipath.Member(ctx, name)
+	if err != nil || group == "" {
+		return "", false, nil
+	}
+	switch c.Op {
+	case rcm.OpInfo:
+		if offline {
+			return name + ": offlined (IPMP group " + group + ")", true, nil
+		}
+		return name + ": providing connectivity for IPMP group " + group, true, nil
+	case rcm.OpOffline:
+		if offline {
+			return "", false, nil // nothing of the group's is left on it
+		}
+		forced := c.Flags&rcm.Force != 0
+		if others == 0 && !forced {
+			return "", true, fmt.Errorf("%s is the only working interface of IPMP group %s; its data addresses would have nowhere to go (force to allow)", name, group)
+		}
+		if c.Flags&rcm.Query != 0 {
+			if others == 0 {
+				return "", false, nil // forced: ask the users of its addresses
+			}
+			return "", true, nil
+		}
+		if err := m.Multipath.Offline(ctx, name, forced); err != nil {
+			return "", true, fmt.Errorf("taking %s offline in IPMP group %s: %w", name, group, err)
+		}
+		m.mu.Lock()
+		if m.offline == nil {
+			m.offline = map[string]bool{}
+		}
+		m.offline[name] = true
+		m.mu.Unlock()
+		return "", others > 0, nil
+	case rcm.OpOnline:
+		m.mu.Lock()
+		mine := m.offline[name]
+		delete(m.offline, name)
+		m.mu.Unlock()
+		if mine && offline {
+			if err := m.Multipath.UndoOffline(ctx, name); err != nil {
+				return "", true, fmt.Errorf("putting %s back in IPMP group %s: %w", name, group, err)
+			}
+		}
+		return "", false, nil
+	case rcm.OpRemove:
+		// It stays offline in its group until it is configured again.
+		m.mu.Lock()
+		delete(m.offline, name)
+		m.mu.Unlock()
+	}
+	return "", false, nil
 }
 
 // Name is "ip".
@@ -82,6 +159,9 @@ func (m *IP) Call(ctx context.Context, c rcm.Call) (string, error) {
 	name, ok := strings.CutPrefix(c.Resource, "net/")
 	if !ok {
 		return "", nil
+	}
+	if info, handled, err := m.grouped(ctx, c, name); handled || err != nil {
+		return info, err
 	}
 	switch c.Op {
 	case rcm.OpInfo:
