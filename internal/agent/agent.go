@@ -353,7 +353,7 @@ func New(ctx context.Context, opts Options) (_ *Agent, err error) {
 		remote = &server.Remote{Address: net.JoinHostPort(clusterState.Address, strconv.Itoa(clusterState.APIPort)), TLS: tc}
 	}
 	a.server, err = server.New(server.Options{
-		IPMP: a.ipmp,
+		IPMP:           a.ipmp,
 		Socket:         cfg.API.Socket,
 		SocketGroup:    cfg.API.SocketGroup,
 		MetricsAddress: cfg.API.MetricsAddress,

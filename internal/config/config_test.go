@@ -85,7 +85,7 @@ func TestParse(t *testing.T) {
 		},
 		{
 			name: "bad multipathing group",
-			in: "version: 1\nipmp:\n  groups:\n    - name: g0\n      interfaces:\n        - name: eth1\n          standby: true\n          data_addresses: [192.0.2.1]\n        - name: eth1\n          test_addresses: [192.0.2.2/24]\n",
+			in:   "version: 1\nipmp:\n  groups:\n    - name: g0\n      interfaces:\n        - name: eth1\n          standby: true\n          data_addresses: [192.0.2.1]\n        - name: eth1\n          test_addresses: [192.0.2.2/24]\n",
 			want: []string{
 				"test.yaml:8:27: ipmp.groups[0].interfaces[0].data_addresses: a standby interface may carry only test addresses",
 				"ipmp.groups[0].interfaces[0].data_addresses[0]: \"192.0.2.1\" is not an address with its prefix length",

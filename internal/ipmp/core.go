@@ -189,6 +189,7 @@ type member struct {
 	slot        time.Time
 	targetNext  int
 	ups         []time.Time // link-up times, for the flap rule
+	wasUp       bool        // its link has been up since it appeared
 	// placement state
 	failed   bool // as last judged
 	inactive bool // repaired with FAILBACK=no, or a standby not deployed
@@ -322,23 +323,31 @@ func (c *Core) Note(now time.Time, iface string, present bool, link LinkState) {
 	if c.started && present && was != link {
 		switch link {
 		case LinkDown:
-			c.say(now, m.group, iface, "link", true, "The link has gone down on %s", iface)
+			if was == LinkUp {
+				c.say(now, m.group, iface, "link", true, "The link has gone down on %s", iface)
+			}
 		case LinkUp:
 			if was == LinkDown {
 				c.say(now, m.group, iface, "link", false, "The link has come up on %s", iface)
 			}
 		}
 	}
-	if link == LinkUp && was == LinkDown && c.set.FlapWindow > 0 {
+	// A flap is a link that was up going down and up again; coming up
+	// after its appearance, or while offline (a DR configure), is none.
+	if link == LinkUp && was == LinkDown && c.set.FlapWindow > 0 && m.wasUp && !m.offline {
 		m.ups = append(m.ups, now)
 		m.ups = slices.DeleteFunc(m.ups, func(t time.Time) bool { return now.Sub(t) > c.set.FlapWindow })
 		if len(m.ups) > flapLimit {
 			c.say(now, m.group, iface, "link", true, "The link has come up on %s more than %d times in the last %v; disabling repair until it stabilizes", iface, flapLimit, c.set.FlapWindow)
 		}
 	}
+	if link == LinkUp {
+		m.wasUp = true
+	}
 	if !present {
 		// A removed interface takes its probes with it.
 		m.out = nil
+		m.wasUp = false
 	}
 }
 
@@ -452,8 +461,8 @@ func (c *Core) placeGroup(now time.Time, g *group, boot bool) {
 			if d.on == "" && !boot {
 				continue
 			}
-			if boot && d.on == "" {
-				c.say(now, g, d.home, "failover", true, "moving addresses from failed %s interfaces: %s (couldn't move; no alternative interface)", family(d.prefix), d.home)
+			if boot && d.on == "" && d.home != "" {
+				c.say(now, g, d.home, "failover", true, "moving addresses from missing %s interfaces: %s (couldn't move; no alternative interface)", family(d.prefix), d.home)
 			}
 		}
 		return

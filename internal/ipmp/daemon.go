@@ -31,8 +31,8 @@ const rtProto = netlink.RouteProtocol(83)
 type Options struct {
 	Settings Settings
 	Groups   []GroupConfig
-	// NS is the network namespace of the interfaces; netns.None() (or
-	// the zero value, see Start) is the agent's own.
+	// NS is the network namespace of the interfaces; netns.None() or the
+	// zero value is the agent's own.
 	NS netns.NsHandle
 	// ARPCount announcements of a moved address, ARPInterval apart
 	// (Solaris: 5, 2s).
@@ -58,8 +58,10 @@ type Daemon struct {
 	reqs    chan func(time.Time)
 	links   chan netlink.LinkUpdate
 	replies chan reply
-	done    chan struct{}
-	wg      sync.WaitGroup
+	// routesChanged says the routing table changed (probe targets).
+	routesChanged chan struct{}
+	done          chan struct{}
+	wg            sync.WaitGroup
 
 	// owned by the loop
 	core     *Core
@@ -84,6 +86,9 @@ func New(opts Options) (*Daemon, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ipmp: %w", err)
 	}
+	if opts.NS == 0 {
+		opts.NS = netns.None() // the zero value: the agent's own
+	}
 	if opts.ARPCount <= 0 {
 		opts.ARPCount = 5
 	}
@@ -97,7 +102,7 @@ func New(opts Options) (*Daemon, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	d := &Daemon{opts: opts, log: opts.Logger, core: core, id: uint16(os.Getpid()),
-		reqs: make(chan func(time.Time)), links: make(chan netlink.LinkUpdate, 256), replies: make(chan reply, 256),
+		reqs: make(chan func(time.Time)), links: make(chan netlink.LinkUpdate, 256), replies: make(chan reply, 256), routesChanged: make(chan struct{}, 1),
 		done: make(chan struct{}), probers: map[string]*prober{}, bursts: map[netip.Addr]context.CancelFunc{},
 		moved: map[string]movedRoute{}, found: map[string][]netip.Addr{}}
 	return d, nil
@@ -199,6 +204,33 @@ func (d *Daemon) subscribe() error {
 	if err := netlink.LinkSubscribeWithOptions(ch, d.done, opts); err != nil {
 		return fmt.Errorf("ipmp: subscribing to link events: %w", err)
 	}
+	// Route changes may bring or take probe targets.
+	ropts := netlink.RouteSubscribeOptions{ErrorCallback: opts.ErrorCallback, Namespace: opts.Namespace}
+	rch := make(chan netlink.RouteUpdate, 256)
+	if err := netlink.RouteSubscribeWithOptions(rch, d.done, ropts); err != nil {
+		return fmt.Errorf("ipmp: subscribing to route events: %w", err)
+	}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		for {
+			select {
+			case u, ok := <-rch:
+				if !ok {
+					return // the resync still reads the targets
+				}
+				if u.Protocol == rtProto {
+					continue // ours
+				}
+				select {
+				case d.routesChanged <- struct{}{}:
+				default:
+				}
+			case <-d.done:
+				return
+			}
+		}
+	}()
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
@@ -324,6 +356,11 @@ func (d *Daemon) loop() {
 			if d.core.placementKey() != before {
 				d.apply(now)
 			}
+		case <-d.routesChanged:
+			d.targets(time.Now())
+			d.mu.Lock()
+			d.status = d.core.Status(time.Now())
+			d.mu.Unlock()
 		case <-resync.C:
 			now := time.Now()
 			d.resync(now)

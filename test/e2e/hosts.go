@@ -528,3 +528,89 @@ func (h *Host) removeCgroup() {
 	a := &Agent{Cgroup: h.Cgroup}
 	a.removeCgroup()
 }
+
+// InNetns runs fn on a thread switched into the host's network
+// namespace; sockets fn creates stay in it.
+func (h *Host) InNetns(fn func() error) error {
+	pid := h.PID()
+	if pid == 0 {
+		return fmt.Errorf("host %s is not running", h.Name)
+	}
+	target, err := netns.GetFromPid(pid)
+	if err != nil {
+		return fmt.Errorf("host %s: its network namespace: %w", h.Name, err)
+	}
+	defer target.Close()
+	runtime.LockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		runtime.UnlockOSThread()
+		return err
+	}
+	defer orig.Close()
+	if err := netns.Set(target); err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("entering host %s: %w", h.Name, err)
+	}
+	ferr := fn()
+	if err := netns.Set(orig); err != nil {
+		panic(fmt.Sprintf("e2e: leaving host %s's network namespace: %v", h.Name, err))
+	}
+	runtime.UnlockOSThread()
+	return ferr
+}
+
+// AddNIC gives the host another interface, NAME, on the bridge (its port
+// in the switch namespace is PORT), with a MAC of its own: a NIC plugged
+// in while the host runs.
+func (h *Host) AddNIC(name, port, mac string) error {
+	pid := h.PID()
+	if pid == 0 {
+		return fmt.Errorf("host %s is not running", h.Name)
+	}
+	for _, args := range [][]string{
+		{"link", "add", port, "type", "veth", "peer", "name", name, "address", mac, "netns", "/proc/" + strconv.Itoa(pid) + "/ns/net"},
+		{"link", "set", port, "master", "br0"},
+		{"link", "set", port, "up"},
+	} {
+		if out, err := h.net.ip(args...); err != nil {
+			return fmt.Errorf("host %s: ip %s: %v %s", h.Name, strings.Join(args, " "), err, out)
+		}
+	}
+	return nil
+}
+
+// SwitchIP runs ip(8) in the switch namespace (ports are named by AddNIC).
+func (n *Net) SwitchIP(args ...string) error {
+	if out, err := n.ip(args...); err != nil {
+		return fmt.Errorf("switch: ip %s: %v %s", strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+// AddClient makes a network namespace of its own on the bridge, with one
+// interface addressed cidr: a client (or a router) outside every host.
+// It is removed at the end of the test.
+func (n *Net) AddClient(name, cidr string) (netns.NsHandle, error) {
+	nsName := n.Switch + "-" + name
+	port := "c-" + name
+	if out, err := exec.Command("ip", "netns", "add", nsName).CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("client %s: %v %s", name, err, out)
+	}
+	n.t.Cleanup(func() { exec.Command("ip", "netns", "del", nsName).Run() })
+	for _, args := range [][]string{
+		{"link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", nsName},
+		{"link", "set", port, "master", "br0"},
+		{"link", "set", port, "up"},
+	} {
+		if out, err := n.ip(args...); err != nil {
+			return 0, fmt.Errorf("client %s: ip %s: %v %s", name, strings.Join(args, " "), err, out)
+		}
+	}
+	for _, args := range [][]string{{"addr", "add", cidr, "dev", "eth0"}, {"link", "set", "eth0", "up"}, {"link", "set", "lo", "up"}} {
+		if out, err := exec.Command("ip", append([]string{"-n", nsName}, args...)...).CombinedOutput(); err != nil {
+			return 0, fmt.Errorf("client %s: ip %s: %v %s", name, strings.Join(args, " "), err, out)
+		}
+	}
+	return netns.GetFromName(nsName)
+}
