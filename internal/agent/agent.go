@@ -309,6 +309,7 @@ func New(ctx context.Context, opts Options) (_ *Agent, err error) {
 		Member:      a.member,
 		Reset:       takenOver,
 		FenceAction: cfg.RGM.FenceAction,
+		Addresses:   &ipmp.Hosts{Daemon: a.ipmp, ARPCount: cfg.IPMP.ARPCount, ARPInterval: cfg.IPMP.ARPInterval.D()},
 		Logger:      log.With("component", "rgm"),
 		Registerer:  a.registry,
 	})

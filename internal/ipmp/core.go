@@ -684,7 +684,9 @@ func (c *Core) AddFloating(now time.Time, groupOrIface string, p netip.Prefix) e
 		d.home = m.cfg.Interface
 	}
 	g.data = append(g.data, d)
-	c.placeGroup(now, g, false)
+	if c.started {
+		c.placeGroup(now, g, false)
+	}
 	return nil
 }
 

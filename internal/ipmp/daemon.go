@@ -144,6 +144,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 		return err
 	}
 	now := time.Now()
+	has := map[string][]netip.Addr{}
 	for _, name := range d.core.Members() {
 		l, err := d.h.LinkByName(name)
 		if err != nil {
@@ -157,14 +158,31 @@ func (d *Daemon) Start(ctx context.Context) error {
 			as, _ := d.h.AddrList(l, netlink.FAMILY_ALL)
 			for _, a := range as {
 				if ip, ok := netip.AddrFromSlice(a.IP); ok {
-					d.core.Adopt(ip.Unmap(), name)
+					has[name] = append(has[name], ip.Unmap())
 				}
 			}
 		}
 	}
-	for _, name := range d.loadOffline() {
+	saved := d.loadState()
+	for _, name := range saved.Offline {
 		if err := d.core.Offline(now, name, true); err != nil {
 			d.log.Warn("restoring offline state", "interface", name, "err", err)
+		}
+	}
+	for _, f := range saved.Floating {
+		p, err := netip.ParsePrefix(f.Address)
+		if err == nil {
+			err = d.core.AddFloating(now, f.Target, p)
+		}
+		if err != nil {
+			d.log.Warn("restoring a logical hostname's address", "address", f.Address, "err", err)
+		}
+	}
+	// Addresses stay where the kernel has them: an agent restart moves
+	// nothing.
+	for name, addrs := range has {
+		for _, a := range addrs {
+			d.core.Adopt(a, name)
 		}
 	}
 	d.core.Start(now)
@@ -949,7 +967,7 @@ func (d *Daemon) RemoveFloating(ctx context.Context, addr netip.Addr) error {
 			delete(d.bursts, addr)
 		}
 		d.apply(now)
-		return nil
+		return d.saveOffline()
 	})
 }
 
@@ -976,9 +994,18 @@ func (d *Daemon) WhereIs(ctx context.Context, addr netip.Addr) (iface string, up
 	return iface, up, err
 }
 
+// savedState is what outlives the agent: the interfaces taken offline and
+// the logical hostnames' addresses (their resources stay online across an
+// agent restart, and their addresses must go on moving).
 type savedState struct {
-	Version int      `json:"version"`
-	Offline []string `json:"offline"`
+	Version  int             `json:"version"`
+	Offline  []string        `json:"offline"`
+	Floating []savedFloating `json:"floating,omitempty"`
+}
+
+type savedFloating struct {
+	Address string `json:"address"`
+	Target  string `json:"target"` // group or interface
 }
 
 func (d *Daemon) saveOffline() error {
@@ -992,6 +1019,17 @@ func (d *Daemon) saveOffline() error {
 		}
 	}
 	sort.Strings(st.Offline)
+	for _, g := range d.core.groups {
+		for _, x := range g.data {
+			if x.floating {
+				target := g.cfg.Name
+				if x.home != "" {
+					target = x.home
+				}
+				st.Floating = append(st.Floating, savedFloating{Address: x.prefix.String(), Target: target})
+			}
+		}
+	}
 	b, _ := json.MarshalIndent(st, "", "  ")
 	if err := os.MkdirAll(filepath.Dir(d.opts.StateFile), 0o750); err != nil {
 		return fmt.Errorf("ipmp: %w", err)
@@ -1002,18 +1040,18 @@ func (d *Daemon) saveOffline() error {
 	return nil
 }
 
-func (d *Daemon) loadOffline() []string {
+func (d *Daemon) loadState() savedState {
 	if d.opts.StateFile == "" {
-		return nil
+		return savedState{}
 	}
 	b, err := os.ReadFile(d.opts.StateFile)
 	if err != nil {
-		return nil
+		return savedState{}
 	}
 	var st savedState
 	if err := json.Unmarshal(b, &st); err != nil || st.Version != 1 {
 		d.log.Warn("ignoring an unreadable saved state", "file", d.opts.StateFile, "err", err)
-		return nil
+		return savedState{}
 	}
-	return st.Offline
+	return st
 }

@@ -56,7 +56,9 @@ type Options struct {
 	Store   *store.Store
 	Bus     *event.Bus
 	PMF     *pmf.Manager
-	Spawner reaper.Spawner
+	// Addresses places the addresses of logical hostnames.
+	Addresses method.Addresses
+	Spawner   reaper.Spawner
 	// Cgroup is steady's cgroup under the cgroup v2 mount; methods run in
 	// cgroups below CGROUP/rgm. Empty: process groups only.
 	Cgroup    string
@@ -149,7 +151,7 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 		}
 	}
 	runner, err := method.New(method.Options{Spawner: opts.Spawner, Cgroup: cg, LogDir: filepath.Join(opts.Dir, "logs"),
-		BinDir: opts.BinDir, Socket: opts.Socket, Node: opts.Node, OCFRoot: opts.OCFRoot, PMF: opts.PMF, Logger: opts.Logger, Grace: opts.KillGrace})
+		BinDir: opts.BinDir, Socket: opts.Socket, Node: opts.Node, OCFRoot: opts.OCFRoot, PMF: opts.PMF, Addresses: opts.Addresses, Logger: opts.Logger, Grace: opts.KillGrace})
 	if err != nil {
 		return nil, err
 	}

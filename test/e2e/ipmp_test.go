@@ -291,3 +291,119 @@ func TestIPMPOnHost(t *testing.T) {
 		t.Errorf("a group failure moved addresses: .100 on %s, .101 on %s", kernelIface(h, "198.51.100.100"), kernelIface(h, "198.51.100.101"))
 	}
 }
+
+// lhHostConfig is a cluster host with group g0 of two NICs (e1, e2),
+// each with a test address of the host's own.
+func lhHostConfig(index int) string {
+	return HostConfig + fmt.Sprintf(`ipmp:
+  hostname_dir: ""
+  arp_interval: 200ms
+  groups:
+    - name: g0
+      interfaces:
+        - name: e1
+          test_addresses: [198.51.100.%d/24]
+        - name: e2
+          test_addresses: [198.51.100.%d/24]
+`, 10*index+1, 10*index+2)
+}
+
+// askService connects from the client namespace and reads the service's
+// answer (its node), "" when it does not answer.
+func askService(ns netns.NsHandle, addr string) string {
+	c, err := dialFrom(ns, addr)
+	if err != nil {
+		return ""
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Second))
+	line, _ := bufio.NewReader(c).ReadString('\n')
+	return strings.Fields(line + " ")[0]
+}
+
+// A logical hostname on group g0 of two hosts (of three), with a service in the
+// same resource group: the address sits on a member of the owner's group,
+// moves within the group when that member's link fails, and follows the
+// resource group to the other host when the owner host is killed; a
+// client outside both reaches it there.
+func TestLogicalHostnameFollowsItsGroup(t *testing.T) {
+	markServerPath = MarkServer(t)
+	n := NewNet(t)
+	var hs []*Host
+	for i := 1; i <= 2; i++ {
+		h := n.AddHost(i, lhHostConfig(i))
+		if err := h.Start(); err != nil {
+			t.Fatal(err)
+		}
+		for j, nic := range []string{"e1", "e2"} {
+			if err := h.AddNIC(nic, fmt.Sprintf("p%d%s", i, nic), fmt.Sprintf("02:00:c6:34:%02x:%02x", i, j+1)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		hs = append(hs, h)
+	}
+	// A third host keeps the store's quorum when n1 dies.
+	n3 := n.AddHost(3, "")
+	if err := n3.Start(); err != nil {
+		t.Fatal(err)
+	}
+	hs = append(hs, n3)
+	client, err := n.AddClient("client", "198.51.100.50/24")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	formCluster(t, hs)
+	waitVoters(t, hs[2], 3)
+	n1, n2 := hs[0], hs[1]
+	dir := markDir(t)
+	cli(t, n1, "rg", "create", "lh", "-p", "Nodelist=n1,n2")
+	cli(t, n1, "resource", "create", "addr", "-g", "lh", "-t", "steady.LogicalHostname",
+		"-p", "HostnameList=198.51.100.200/24", "-p", "NetIfList=g0@n1,g0@n2", "-p", "Thorough_probe_interval=1")
+	cli(t, n1, "resource", "create", "srv", "-g", "lh", "-t", "steady.Process",
+		"-p", "Command="+markServerPath+",serve,--port,"+servicePort+",--dir,"+dir, "-p", "Stop_timeout=5",
+		"-p", "Resource_dependencies=addr")
+	// A bad list is refused before anything is created.
+	if r := n1.CLI("resource", "create", "bad", "-g", "lh", "-t", "steady.LogicalHostname", "-p", "HostnameList=198.51.100.201/99"); r.Code == 0 || !strings.Contains(r.Stdout+r.Stderr, "not ADDRESS/PREFIXLEN") {
+		t.Errorf("a bad HostnameList: %d %s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	cli(t, n1, "rg", "online", "lh")
+	waitPlaced(t, n2, "lh", "n1", 30*time.Second)
+	service := "198.51.100.200:" + servicePort
+	eventually(t, "the service answering from n1 on the logical hostname", 10*time.Second, func() bool { return askService(client, service) == "n1" })
+	first := kernelIface(n1, "198.51.100.200")
+	if first != "e1" && first != "e2" {
+		t.Fatalf("the logical hostname is on %q of n1", first)
+	}
+	st := ipmpStatus(t, n1)
+	if len(st.Addresses) != 1 || !st.Addresses[0].Floating {
+		t.Errorf("n1's addresses: %+v", st.Addresses)
+	}
+
+	// Its member's link fails: it moves within n1's group.
+	if err := n.SwitchIP("link", "set", "p1"+first, "down"); err != nil {
+		t.Fatal(err)
+	}
+	other := map[string]string{"e1": "e2", "e2": "e1"}[first]
+	eventually(t, "the logical hostname on n1's other member", 5*time.Second, func() bool { return kernelIface(n1, "198.51.100.200") == other })
+	eventually(t, "the service answering from n1 again", 5*time.Second, func() bool { return askService(client, service) == "n1" })
+	if g := groupOn(t, n2, "lh"); len(g.Primaries) != 1 || g.Primaries[0] != "n1" {
+		t.Errorf("a failure within the group moved the resource group: %+v", g)
+	}
+	n.SwitchIP("link", "set", "p1"+first, "up")
+
+	// The owner host dies: the address comes up on n2.
+	start := time.Now()
+	n1.Kill()
+	eventually(t, "the service answering from n2 on the logical hostname", 20*time.Second, func() bool { return askService(client, service) == "n2" })
+	t.Logf("host n1 killed: the logical hostname answered from n2 after %v", time.Since(start))
+	if w := kernelIface(n2, "198.51.100.200"); w != "e1" && w != "e2" {
+		t.Errorf("on n2 the address is on %q", w)
+	}
+	// Taken offline, the group takes its address away.
+	cli(t, n2, "rg", "offline", "lh")
+	eventually(t, "the address gone from n2", 10*time.Second, func() bool { return kernelIface(n2, "198.51.100.200") == "" })
+	if st := ipmpStatus(t, n2); len(st.Addresses) != 0 {
+		t.Errorf("n2 still has a floating address: %+v", st.Addresses)
+	}
+}

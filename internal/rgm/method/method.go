@@ -50,9 +50,11 @@ type Options struct {
 	Node    string
 	OCFRoot string
 	// Grace is the time between SIGABRT and SIGKILL at a timeout.
-	Grace  time.Duration
-	PMF    ProcessMonitor
-	Logger *slog.Logger
+	Grace time.Duration
+	PMF   ProcessMonitor
+	// Addresses places logical hostnames; nil: they fail to start.
+	Addresses Addresses
+	Logger    *slog.Logger
 }
 
 // Runner runs methods.
@@ -139,6 +141,9 @@ func (r *Runner) Run(ctx context.Context, c Call) machine.Result {
 	case model.SourceOCF:
 		return r.runOCF(ctx, c)
 	case model.SourceBuiltin:
+		if c.Type.Name == model.LogicalHostnameType {
+			return r.runHostname(ctx, c)
+		}
 		return r.runProcess(ctx, c)
 	}
 	return machine.Result{Err: "unknown type source " + c.Type.Source}
@@ -158,6 +163,9 @@ func (r *Runner) Probe(ctx context.Context, c Call) ProbeResult {
 		res := r.runOCF(ctx, c)
 		return ProbeResult{OK: res.Succeeded(), Degraded: res.Severity == "degraded", Msg: res.Output}
 	case model.SourceBuiltin:
+		if c.Type.Name == model.LogicalHostnameType {
+			return r.probeHostname(ctx, c)
+		}
 		return r.probeProcess(ctx, c)
 	}
 	return ProbeResult{OK: true}

@@ -35,5 +35,39 @@ func BuiltinTypes() []*ResourceType {
 		Name: ProcessType, Source: SourceBuiltin, Version: "1", Vendor: "steady",
 		Description: "a command kept running by the process monitor, with an optional probe",
 		Failover:    false, Props: props, Registered: time.Unix(0, 0).UTC(),
-	}}
+	}, logicalHostname()}
+}
+
+// LogicalHostnameType is the built-in floating address of a resource
+// group (Sun Cluster's SUNW.LogicalHostname).
+const LogicalHostnameType = "steady.LogicalHostname"
+
+// logicalHostname is its type: the addresses, where they may go on each
+// node, and a probe that follows the multipathing group. A failed probe
+// gives the group over at once (Retry_count 0): restarting an address on
+// a node whose group has no working interface cannot help.
+func logicalHostname() *ResourceType {
+	props := append(Schema(nil), alwaysProps...)
+	retry := conditionalProps["RETRY_COUNT"]
+	retry.Default = []string{"0"}
+	probe := conditionalProps["THOROUGH_PROBE_INTERVAL"]
+	probe.Default = []string{"2"}
+	props = append(props,
+		PropSpec{Name: "Start_timeout", Type: TypeInt, Default: []string{"30"}, HasDefault: true, Min: intp(1), Tunable: TunableAnytime,
+			Description: "seconds the addresses may take to come up"},
+		PropSpec{Name: "Stop_timeout", Type: TypeInt, Default: []string{"30"}, HasDefault: true, Min: intp(1), Tunable: TunableAnytime,
+			Description: "seconds the addresses may take to go"},
+		PropSpec{Name: "Validate_timeout", Type: TypeInt, Default: []string{"30"}, HasDefault: true, Min: intp(1), Tunable: TunableAnytime,
+			Description: "seconds the checks of a change may take"},
+		retry, conditionalProps["RETRY_INTERVAL"], probe, conditionalProps["PROBE_TIMEOUT"],
+		PropSpec{Name: "HostnameList", Type: TypeStringArray, Extension: true, Tunable: TunableWhenDisabled, ArrayMin: intp(1),
+			Description: "the addresses: ADDRESS/PREFIXLEN, ADDRESS or a host name (the prefix then comes from the group's addresses)"},
+		PropSpec{Name: "NetIfList", Type: TypeStringArray, Extension: true, Default: []string{}, HasDefault: true, Tunable: TunableWhenDisabled,
+			Description: "where the addresses go: IPMP groups or interfaces, each TARGET or TARGET@NODE; the first that the node has wins (empty: the group whose subnet holds the address)"},
+	)
+	return &ResourceType{
+		Name: LogicalHostnameType, Source: SourceBuiltin, Version: "1", Vendor: "steady",
+		Description: "floating IP addresses of a resource group, on the best working interface of an IPMP group",
+		Failover:    true, Props: props, Registered: time.Unix(0, 0).UTC(),
+	}
 }
