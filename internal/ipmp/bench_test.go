@@ -139,3 +139,48 @@ func BenchmarkLinkDownFailover(b *testing.B) {
 	b.ReportMetric(float64(p90.Microseconds())/1000, "p90-ms")
 	b.Logf("link down -> the data address answers through the other member: p50 %v p90 %v (runs: %v)", p50, p90, runs)
 }
+
+// BenchmarkProbeDetection measures probe-based detection in the
+// namespaces of newLab: the path of e0 dies with its link up (its switch
+// port leaves the bridge), and the time until the daemon moves e0's data
+// address is taken against the configured failure detection time; then
+// the port rejoins and the time until the address fails back is taken
+// against twice the FDT (ten answered probes). Ten runs at an FDT of 1s.
+func BenchmarkProbeDetection(b *testing.B) {
+	fdt := time.Second
+	l := newLab(b)
+	d := l.daemon(Settings{FDT: fdt, Failback: true})
+	waitFor(b, "probes answered", 10*time.Second, func() bool { return l.iface(d, "e0").Probe == "ok" && l.iface(d, "e1").Probe == "ok" })
+	var detect, repair []time.Duration
+	for i := 0; i < 10; i++ {
+		start := time.Now()
+		l.sh("ip -n " + l.sw + " link set p0 nomaster")
+		waitFor(b, ".100 moved", 5*fdt, func() bool { return l.kernelHas("198.51.100.100") == "e1" })
+		detect = append(detect, time.Since(start))
+		start = time.Now()
+		l.sh("ip -n " + l.sw + " link set p0 master br0")
+		waitFor(b, ".100 back", 10*fdt, func() bool { return l.kernelHas("198.51.100.100") == "e0" })
+		repair = append(repair, time.Since(start))
+		time.Sleep(300 * time.Millisecond)
+	}
+	pct := func(ds []time.Duration) (time.Duration, time.Duration) {
+		s := append([]time.Duration(nil), ds...)
+		sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+		return s[len(s)/2], s[len(s)*9/10]
+	}
+	d50, d90 := pct(detect)
+	r50, r90 := pct(repair)
+	b.ReportMetric(d50.Seconds()/fdt.Seconds(), "detect-p50/FDT")
+	b.ReportMetric(d90.Seconds()/fdt.Seconds(), "detect-p90/FDT")
+	b.ReportMetric(r50.Seconds()/fdt.Seconds(), "repair-p50/FDT")
+	b.Logf("FDT %v: path failure -> address moved p50 %v p90 %v (runs %v); repair -> address back p50 %v p90 %v (runs %v)",
+		fdt, d50.Round(time.Millisecond), d90.Round(time.Millisecond), roundMs(detect), r50.Round(time.Millisecond), r90.Round(time.Millisecond), roundMs(repair))
+}
+
+func roundMs(ds []time.Duration) []time.Duration {
+	out := make([]time.Duration, len(ds))
+	for i, d := range ds {
+		out[i] = d.Round(time.Millisecond)
+	}
+	return out
+}
