@@ -677,6 +677,7 @@ func (a *Agent) Status(ctx context.Context) api.Status {
 	default:
 		add("rgm", api.HealthOK, fmt.Sprintf("%d group(s)", len(st.Groups)))
 	}
+	a.ipmpHealth(ctx, add)
 	if a.member.Fenced() {
 		add("cluster", api.HealthFailed, fmt.Sprintf("fenced (epoch %d): no lease renewal confirmed; failover work stopped until the store answers", a.member.Epoch()))
 	} else {

@@ -131,3 +131,36 @@ func (a *Agent) multipath() modules.Multipath {
 	}
 	return a.ipmp
 }
+
+// ipmpHealth is the multipathing line of "steady status": failed when a
+// group has no working interface, degraded when one has lost some.
+func (a *Agent) ipmpHealth(ctx context.Context, add func(string, api.Health, string)) {
+	if a.ipmp == nil {
+		add("ipmp", api.HealthOK, "no IPMP groups")
+		return
+	}
+	st, err := a.ipmp.Status(ctx)
+	if err != nil {
+		add("ipmp", api.HealthFailed, err.Error())
+		return
+	}
+	h := api.HealthOK
+	var parts []string
+	for _, g := range st.Groups {
+		switch g.State {
+		case "failed":
+			h = api.HealthFailed
+			parts = append(parts, g.Name+" failed: no working interface")
+		case "degraded":
+			if h == api.HealthOK {
+				h = api.HealthDegraded
+			}
+			parts = append(parts, g.Name+" degraded: "+strings.Join(g.Unusable, ", ")+" unusable")
+		}
+	}
+	if h == api.HealthOK {
+		add("ipmp", h, fmt.Sprintf("%d group(s), every interface working", len(st.Groups)))
+		return
+	}
+	add("ipmp", h, strings.Join(parts, "; ")+` (see "ipmpstat -i")`)
+}

@@ -70,9 +70,6 @@ type Daemon struct {
 	moved    map[string]movedRoute   // gateway routes moved off a failed member
 	found    map[string][]netip.Addr // multicast discovery: responders by group
 	lastDisc time.Time
-
-	mu     sync.Mutex
-	status api.IPMPStatus
 }
 
 type movedRoute struct {
@@ -212,7 +209,11 @@ func (d *Daemon) Close() {
 
 func (d *Daemon) subscribe() error {
 	opts := netlink.LinkSubscribeOptions{ReceiveBufferSize: 1 << 20, ErrorCallback: func(err error) {
-		d.log.Warn("link events", "err", err)
+		select {
+		case <-d.done: // the socket closing
+		default:
+			d.log.Warn("link or route events", "err", err)
+		}
 	}}
 	if d.opts.NS.IsOpen() {
 		ns := d.opts.NS
@@ -376,9 +377,6 @@ func (d *Daemon) loop() {
 			}
 		case <-d.routesChanged:
 			d.targets(time.Now())
-			d.mu.Lock()
-			d.status = d.core.Status(time.Now())
-			d.mu.Unlock()
 		case <-resync.C:
 			now := time.Now()
 			d.resync(now)
@@ -647,9 +645,6 @@ func (d *Daemon) apply(now time.Time) {
 		lk := links[a.Interface]
 		d.announce(a.Prefix.Addr(), a.Interface, lk.l.Attrs().Index, lk.l.Attrs().HardwareAddr)
 	}
-	d.mu.Lock()
-	d.status = d.core.Status(now)
-	d.mu.Unlock()
 }
 
 // kLink is a member as the kernel has it now.

@@ -144,19 +144,6 @@ func waitFor(t testing.TB, what string, limit time.Duration, cond func() bool) {
 	}
 }
 
-func (l *lab) where(d *Daemon, addr string) string {
-	st, err := d.Status(context.Background())
-	if err != nil {
-		l.t.Fatal(err)
-	}
-	for _, a := range st.Addresses {
-		if strings.HasPrefix(a.Address, addr+"/") {
-			return a.Inbound
-		}
-	}
-	return "?"
-}
-
 // kernelHas says which member the kernel has the address on.
 func (l *lab) kernelHas(addr string) string {
 	out := l.sh("ip -n " + l.host + " -o addr show")

@@ -45,16 +45,6 @@ func ipmpStatus(t *testing.T, h *Host) api.IPMPStatus {
 	return st
 }
 
-// inbound is where the host says a data address is.
-func inbound(t *testing.T, h *Host, addr string) string {
-	for _, a := range ipmpStatus(t, h).Addresses {
-		if strings.HasPrefix(a.Address, addr+"/") {
-			return a.Inbound
-		}
-	}
-	return "?"
-}
-
 // kernelIface is the interface the host's kernel has the address on.
 func kernelIface(h *Host, addr string) string {
 	r := h.Exec("ip", "-o", "addr", "show")
