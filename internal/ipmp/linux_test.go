@@ -101,7 +101,16 @@ func labGroups() []GroupConfig {
 
 func (l *lab) daemon(set Settings) *Daemon {
 	l.t.Helper()
-	d, err := New(Options{Settings: set, Groups: labGroups(), NS: l.hostNS, ARPCount: 3, ARPInterval: 200 * time.Millisecond,
+	d := l.start(set, labGroups())
+	// The default route through the router: a target for the probes,
+	// and a gateway route the daemon must keep on a working member.
+	l.sh("ip -n " + l.host + " route add default via 198.51.100.1")
+	return d
+}
+
+func (l *lab) start(set Settings, groups []GroupConfig) *Daemon {
+	l.t.Helper()
+	d, err := New(Options{Settings: set, Groups: groups, NS: l.hostNS, ARPCount: 3, ARPInterval: 200 * time.Millisecond,
 		Resync: 2 * time.Second, StateFile: l.t.TempDir() + "/ipmp.json", Logger: testLogger(l.t)})
 	if err != nil {
 		l.t.Fatal(err)
@@ -110,9 +119,6 @@ func (l *lab) daemon(set Settings) *Daemon {
 		l.t.Fatal(err)
 	}
 	l.t.Cleanup(d.Close)
-	// The default route through the router: a target for the probes,
-	// and a gateway route the daemon must keep on a working member.
-	l.sh("ip -n " + l.host + " route add default via 198.51.100.1")
 	return d
 }
 
@@ -348,4 +354,54 @@ type tWriter struct{ t testing.TB }
 func (w tWriter) Write(b []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(b)))
 	return len(b), nil
+}
+
+// An IPv6 data address moves like an IPv4 one, and the client's
+// neighbour entry learns the new member's MAC from the unsolicited
+// neighbour advertisement.
+func TestDaemonIPv6DataAddress(t *testing.T) {
+	l := newLab(t)
+	groups := labGroups()
+	groups[0].Members[0].Data = append(groups[0].Members[0].Data, pfx("2001:db8::100/64"))
+	d := l.start(Settings{FDT: 700 * time.Millisecond, Failback: true}, groups)
+	l.sh("ip -n " + l.c + " addr add 2001:db8::50/64 dev c0 nodad")
+	waitFor(t, "the IPv6 data address on e0", 5*time.Second, func() bool { return l.kernelHas("2001:db8::100") == "e0" })
+	// The client talks to it, so that it has a neighbour entry.
+	var c net.Conn
+	if err := in(l.cNS, func() error {
+		var err error
+		c, err = net.Dial("udp6", "[2001:db8::100]:9")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	neigh := func() string { return l.sh("ip -n " + l.c + " -6 neigh show 2001:db8::100") }
+	waitFor(t, "the client's neighbour entry", 5*time.Second, func() bool {
+		c.Write([]byte("x"))
+		return strings.Contains(neigh(), "02:00:00:00:01:00")
+	})
+	l.sh("ip -n " + l.sw + " link set p0 down")
+	waitFor(t, "the IPv6 address on e1", 3*time.Second, func() bool { return l.kernelHas("2001:db8::100") == "e1" })
+	waitFor(t, "the client's entry to carry e1's MAC", 3*time.Second, func() bool { return strings.Contains(neigh(), "02:00:00:00:01:01") })
+	if routes := l.sh("ip -n " + l.host + " -6 route show 2001:db8::/64"); !strings.Contains(routes, "dev e1") {
+		t.Errorf("the IPv6 prefix is not routed through e1: %s", routes)
+	}
+	st, _ := d.Status(context.Background())
+	if st.Groups[0].State != "degraded" {
+		t.Errorf("group: %+v", st.Groups[0])
+	}
+}
+
+// Without routes, the targets are the hosts that answer an echo to all
+// hosts (the router here, told to answer such echoes).
+func TestTargetsByMulticastDiscovery(t *testing.T) {
+	l := newLab(t)
+	l.sh("ip netns exec " + l.r + " sysctl -qw net.ipv4.icmp_echo_ignore_broadcasts=0")
+	d := l.start(Settings{FDT: 700 * time.Millisecond, Failback: true}, labGroups())
+	waitFor(t, "the router found by multicast and probed", 10*time.Second, func() bool {
+		st, _ := d.Status(context.Background())
+		return len(st.Targets) == 2 && st.Targets[0].Mode == "multicast" && strings.Join(st.Targets[0].Targets, " ") == "198.51.100.1" &&
+			st.Interfaces[0].Probe == "ok"
+	})
 }

@@ -2,13 +2,18 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -22,6 +27,23 @@ const ipmpHostConfig = HostConfig + `ipmp:
   failure_detection_time: 700ms
   hostname_dir: {{.Dir}}/etc
   arp_interval: 200ms
+rcm:
+  script_dirs: [{{.Dir}}/rcm]
+`
+
+// nicGuard is an RCM script that uses net/e1 and, while the file FAIL
+// exists, agrees to its removal in the query but fails the real request:
+// the DR of something else on the same component failing.
+const nicGuard = `#!/bin/sh
+case "$1" in
+scriptinfo) echo rcm_script_version=1; echo "rcm_script_func_info=uses e1 for the test"; echo rcm_cmd_timeout=30 ;;
+register) echo rcm_resource_name=net/e1 ;;
+resourceinfo) echo "rcm_resource_usage_info=test traffic" ;;
+queryremove) ;;
+preremove) if [ -e %s ]; then echo "rcm_failure_reason=the other half of the card failed"; exit 1; fi ;;
+*) ;;
+esac
+exit 0
 `
 
 // hostnameFiles are the Solaris files of the group: on each member a test
@@ -119,6 +141,11 @@ func TestIPMPOnHost(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	os.MkdirAll(filepath.Join(h.Dir, "rcm"), 0o755)
+	failFlag := filepath.Join(h.Dir, "FAIL")
+	if err := os.WriteFile(filepath.Join(h.Dir, "rcm", "nic-guard"), []byte(fmt.Sprintf(nicGuard, failFlag)), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	if err := h.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -162,6 +189,25 @@ func TestIPMPOnHost(t *testing.T) {
 		st := ipmpStatus(t, h)
 		return len(st.Interfaces) == 2 && st.Interfaces[0].Probe == "ok" && st.Interfaces[1].Probe == "ok"
 	})
+	// ipmpstat -p follows the probes until interrupted.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pcmd := exec.CommandContext(ctx, Binary(t), "-p")
+	pcmd.Args[0] = "ipmpstat"
+	pcmd.Env = append(environ(), "STEADY_SOCKET="+h.Socket)
+	var pout bytes.Buffer
+	pcmd.Stdout, pcmd.Stderr = &pout, &pout
+	if err := pcmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	pcmd.Process.Signal(syscall.SIGINT)
+	if err := pcmd.Wait(); err != nil {
+		t.Errorf("ipmpstat -p after SIGINT: %v\n%s", err, pout.String())
+	}
+	if out := pout.String(); !strings.HasPrefix(out, "TIME") || !regexp.MustCompile(`(?m)^\S+s\s+e[12]\s+\d+\s+[0-9.]+ms\s+[0-9.]+ms\s+198\.51\.100\.1$`).MatchString(out) {
+		t.Errorf("ipmpstat -p:\n%s", out)
+	}
 	r := Run(t, CLIOptions{Name: "ipmpstat", Env: []string{"STEADY_SOCKET=" + h.Socket}}, "-t")
 	if r.Code != 0 || !strings.Contains(r.Stdout, "e1         routes  198.51.100.11  198.51.100.1") {
 		t.Errorf("ipmpstat -t: %d\n%s%s", r.Code, r.Stdout, r.Stderr)
@@ -235,6 +281,29 @@ func TestIPMPOnHost(t *testing.T) {
 	if err := conn.roundTrip("after the failback", 3*time.Second); err != nil {
 		t.Fatalf("the client's connection did not survive the failback: %v", err)
 	}
+
+	// A DR that fails after e1 went offline in its group (the script
+	// fails the real request): e1 is put back and its address fails back.
+	if r := h.CLI("rcm", "scripts", "reload"); r.Code != 0 {
+		t.Fatalf("reload: %s%s", r.Stdout, r.Stderr)
+	}
+	os.WriteFile(failFlag, nil, 0o644)
+	r = h.CLI("dr", "unconfigure", "-y", "net/e1")
+	if r.Code == 0 || !strings.Contains(r.Stdout+r.Stderr, "the other half of the card failed") {
+		t.Fatalf("unconfigure with a failing user: %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	eventually(t, "e1 back in its group with its addresses", 10*time.Second, func() bool {
+		return kernelIface(h, "198.51.100.100") == "e1" && kernelIface(h, "198.51.100.11") == "e1"
+	})
+	if st := ipmpStatus(t, h); st.Interfaces[0].State != "ok" {
+		t.Errorf("e1 after the undo: %+v", st.Interfaces[0])
+	}
+	// The ip module is asked before the script ("ip" sorts first): e1 had
+	// gone offline, and the undo put it back.
+	if log := h.Log(); !strings.Contains(log, "IP interface e1 of group g0 is offline") || !strings.Contains(log, "IP interface e1 of group g0 is no longer offline") {
+		t.Errorf("no offline and undo of e1 in the log:\n%s", log)
+	}
+	os.Remove(failFlag)
 
 	// DR of a redundant member: its data address moves, its test address
 	// goes, its link goes down.
@@ -311,11 +380,12 @@ func askService(ns netns.NsHandle, addr string) string {
 	return strings.Fields(line + " ")[0]
 }
 
-// A logical hostname on group g0 of two hosts (of three), with a service in the
-// same resource group: the address sits on a member of the owner's group,
-// moves within the group when that member's link fails, and follows the
-// resource group to the other host when the owner host is killed; a
-// client outside both reaches it there.
+// A logical hostname on group g0 of two hosts (of three), with a service
+// in the same resource group: the address sits on a member of the owner's
+// group, moves within the group when that member's link fails, goes with
+// the resource group to the other host when no member of the owner's
+// group works, and follows it back when that host is killed; a client
+// outside both reaches it each time.
 func TestLogicalHostnameFollowsItsGroup(t *testing.T) {
 	markServerPath = MarkServer(t)
 	n := NewNet(t)
@@ -347,7 +417,7 @@ func TestLogicalHostnameFollowsItsGroup(t *testing.T) {
 	waitVoters(t, hs[2], 3)
 	n1, n2 := hs[0], hs[1]
 	dir := markDir(t)
-	cli(t, n1, "rg", "create", "lh", "-p", "Nodelist=n1,n2")
+	cli(t, n1, "rg", "create", "lh", "-p", "Nodelist=n1,n2", "-p", "Pingpong_interval=0")
 	cli(t, n1, "resource", "create", "addr", "-g", "lh", "-t", "steady.LogicalHostname",
 		"-p", "HostnameList=198.51.100.200/24", "-p", "NetIfList=g0@n1,g0@n2", "-p", "Thorough_probe_interval=1")
 	cli(t, n1, "resource", "create", "srv", "-g", "lh", "-t", "steady.Process",
@@ -380,20 +450,32 @@ func TestLogicalHostnameFollowsItsGroup(t *testing.T) {
 	if g := groupOn(t, n2, "lh"); len(g.Primaries) != 1 || g.Primaries[0] != "n1" {
 		t.Errorf("a failure within the group moved the resource group: %+v", g)
 	}
-	n.SwitchIP("link", "set", "p1"+first, "up")
 
-	// The owner host dies: the address comes up on n2.
+	// No member of n1's group works: the probe fails and the resource
+	// group is given over to n2, where the address comes up.
 	start := time.Now()
-	n1.Kill()
-	eventually(t, "the service answering from n2 on the logical hostname", 20*time.Second, func() bool { return askService(client, service) == "n2" })
-	t.Logf("host n1 killed: the logical hostname answered from n2 after %v", time.Since(start))
+	if err := n.SwitchIP("link", "set", "p1"+other, "down"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the service answering from n2 after n1's group failed", 20*time.Second, func() bool { return askService(client, service) == "n2" })
+	t.Logf("every NIC of n1's group down: the logical hostname answered from n2 after %v", time.Since(start))
 	if w := kernelIface(n2, "198.51.100.200"); w != "e1" && w != "e2" {
 		t.Errorf("on n2 the address is on %q", w)
 	}
+	eventually(t, "the address gone from n1", 10*time.Second, func() bool { return kernelIface(n1, "198.51.100.200") == "" })
+	n.SwitchIP("link", "set", "p1"+first, "up")
+	n.SwitchIP("link", "set", "p1"+other, "up")
+	eventually(t, "n1's group working again", 10*time.Second, func() bool { return ipmpStatus(t, n1).Groups[0].State == "ok" })
+
+	// The owner host dies: the address comes up on n1 again.
+	start = time.Now()
+	n2.Kill()
+	eventually(t, "the service answering from n1 on the logical hostname", 20*time.Second, func() bool { return askService(client, service) == "n1" })
+	t.Logf("host n2 killed: the logical hostname answered from n1 after %v", time.Since(start))
 	// Taken offline, the group takes its address away.
-	cli(t, n2, "rg", "offline", "lh")
-	eventually(t, "the address gone from n2", 10*time.Second, func() bool { return kernelIface(n2, "198.51.100.200") == "" })
-	if st := ipmpStatus(t, n2); len(st.Addresses) != 0 {
-		t.Errorf("n2 still has a floating address: %+v", st.Addresses)
+	cli(t, n1, "rg", "offline", "lh")
+	eventually(t, "the address gone from n1", 10*time.Second, func() bool { return kernelIface(n1, "198.51.100.200") == "" })
+	if st := ipmpStatus(t, n1); len(st.Addresses) != 0 {
+		t.Errorf("n1 still has a floating address: %+v", st.Addresses)
 	}
 }
