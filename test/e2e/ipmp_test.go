@@ -268,9 +268,15 @@ func TestIPMPOnHost(t *testing.T) {
 	if kernelIface(h, "198.51.100.100") != "e2" {
 		t.Fatal("a refused unconfigure moved an address")
 	}
-	r = Run(t, CLIOptions{Name: "if_mpadm", Env: []string{"STEADY_SOCKET=" + h.Socket}}, "-d", "e2")
+	ifMpadm := func(args ...string) Result {
+		return Run(t, CLIOptions{Name: "if_mpadm", Env: []string{"STEADY_SOCKET=" + h.Socket}}, args...)
+	}
+	r = ifMpadm("-d", "e2")
 	if r.Code != 1 || !strings.Contains(r.Stderr, "if_mpadm: cannot offline: no other functioning interfaces are in its IPMP group") {
 		t.Errorf("if_mpadm -d of the last member: %d %s", r.Code, r.Stderr)
+	}
+	if r = ifMpadm("-r", "e2"); r.Code != 1 || !strings.Contains(r.Stderr, "if_mpadm: cannot undo-offline: the interface is not offline") {
+		t.Errorf("if_mpadm -r of a member that is not offline: %d %s", r.Code, r.Stderr)
 	}
 
 	// Repair fails back.
@@ -281,6 +287,17 @@ func TestIPMPOnHost(t *testing.T) {
 	if err := conn.roundTrip("after the failback", 3*time.Second); err != nil {
 		t.Fatalf("the client's connection did not survive the failback: %v", err)
 	}
+	// if_mpadm -d and -r of a redundant member.
+	if r = ifMpadm("-d", "e1"); r.Code != 0 {
+		t.Fatalf("if_mpadm -d e1: %d %s", r.Code, r.Stderr)
+	}
+	if kernelIface(h, "198.51.100.100") != "e2" || kernelIface(h, "198.51.100.11") != "" {
+		t.Errorf("after if_mpadm -d e1: .100 on %q, test address on %q", kernelIface(h, "198.51.100.100"), kernelIface(h, "198.51.100.11"))
+	}
+	if r = ifMpadm("-r", "e1"); r.Code != 0 {
+		t.Fatalf("if_mpadm -r e1: %d %s", r.Code, r.Stderr)
+	}
+	eventually(t, ".100 back on e1 after if_mpadm -r", 10*time.Second, func() bool { return kernelIface(h, "198.51.100.100") == "e1" })
 
 	// A DR that fails after e1 went offline in its group (the script
 	// fails the real request): e1 is put back and its address fails back.
@@ -325,6 +342,20 @@ func TestIPMPOnHost(t *testing.T) {
 	}
 	if st := ipmpStatus(t, h); st.Interfaces[0].State != "offline" {
 		t.Errorf("e1: %+v", st.Interfaces[0])
+	}
+	// The agent restarts: e1 stays offline, nothing moves, the client's
+	// connection carries on.
+	if err := h.KillAgent(); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.RestartAgent(); err != nil {
+		t.Fatal(err)
+	}
+	if st := ipmpStatus(t, h); st.Interfaces[0].State != "offline" || kernelIface(h, "198.51.100.100") != "e2" {
+		t.Errorf("after an agent restart: e1 %+v, .100 on %s", st.Interfaces[0], kernelIface(h, "198.51.100.100"))
+	}
+	if err := conn.roundTrip("after the agent restart", 3*time.Second); err != nil {
+		t.Fatalf("the client's connection broke: %v", err)
 	}
 	// Configure brings it back and the address fails back.
 	r = h.CLI("dr", "configure", "net/e1")
@@ -465,6 +496,19 @@ func TestLogicalHostnameFollowsItsGroup(t *testing.T) {
 	eventually(t, "the address gone from n1", 10*time.Second, func() bool { return kernelIface(n1, "198.51.100.200") == "" })
 	n.SwitchIP("link", "set", "p1"+first, "up")
 	n.SwitchIP("link", "set", "p1"+other, "up")
+	// n2's agent restarts: the address stays, still floating in its group.
+	if err := n2.KillAgent(); err != nil {
+		t.Fatal(err)
+	}
+	if err := n2.RestartAgent(); err != nil {
+		t.Fatal(err)
+	}
+	if st := ipmpStatus(t, n2); len(st.Addresses) != 1 || !st.Addresses[0].Floating || st.Addresses[0].State != "up" {
+		t.Errorf("n2's addresses after an agent restart: %+v", st.Addresses)
+	}
+	if who := askService(client, service); who != "n2" {
+		t.Errorf("after n2's agent restarted the service answers from %q", who)
+	}
 	eventually(t, "n1's group working again", 10*time.Second, func() bool { return ipmpStatus(t, n1).Groups[0].State == "ok" })
 
 	// The owner host dies: the address comes up on n1 again.
