@@ -395,3 +395,47 @@ func TestProbeFailureWhileOthersLoseIsHeld(t *testing.T) {
 		t.Errorf("group state %s, want failed", st.Groups[0].State)
 	}
 }
+
+func TestSlowTargetRaisesTheDetectionTime(t *testing.T) {
+	fdt := 700 * time.Millisecond // a probe per 100ms
+	c := newCore(t, Settings{FDT: fdt, Failback: true}, twoNICs(false))
+	c.SetTargets("g0", "routes", []netip.Addr{netip.MustParseAddr("10.0.0.1")})
+	rtt := 5 * time.Millisecond
+	now := t0
+	answer := func(end time.Time) {
+		for now.Before(end) {
+			next := c.NextWake()
+			if next.After(now) {
+				now = next
+			}
+			for _, p := range c.Probes(now) {
+				c.ProbeReply(now.Add(rtt), p.Interface, p.Target, p.Seq)
+			}
+			now = now.Add(time.Microsecond)
+		}
+	}
+	answer(t0.Add(2 * time.Second))
+	// The target slows down to 80ms: its conservative round trip passes
+	// the probe interval, and the group's FDT doubles.
+	rtt = 80 * time.Millisecond
+	answer(now.Add(3 * time.Second))
+	st := c.Status(now)
+	if got := time.Duration(st.Groups[0].FDT); got <= fdt {
+		t.Fatalf("FDT %v after a slow target; want it raised", got)
+	}
+	if msgs := texts(c.Messages()); !strings.Contains(msgs, "Cannot meet requested failure detection time of 700 ms on (inet 10.0.0.1) new failure detection time for group g0 is 1400 ms") {
+		t.Errorf("messages:\n%s", msgs)
+	}
+	if on(c, "10.0.0.100") != "e1" {
+		t.Error("a slow target failed the interface")
+	}
+	// Fast again: lowered step by step, at most once a minute.
+	rtt = time.Millisecond
+	answer(now.Add(200 * time.Second)) // halved at most once a minute
+	if got := time.Duration(c.Status(now).Groups[0].FDT); got != fdt {
+		t.Errorf("FDT %v after the target is fast again, want %v", got, fdt)
+	}
+	if msgs := texts(c.Messages()); !strings.Contains(msgs, "Improved failure detection time 700 ms") {
+		t.Errorf("messages:\n%s", msgs)
+	}
+}
