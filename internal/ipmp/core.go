@@ -31,6 +31,10 @@ const (
 	// flapLimit: a link that came up more than flapLimit times within
 	// the flap window is not taken as repaired until it holds for as long.
 	flapLimit = 2
+	// quietPeriod: after an interface appears, lost probes do not count
+	// until one is answered or this time has passed (in.mpathd's ride
+	// over spanning-tree learning on the switch port).
+	quietPeriod = 40 * time.Second
 )
 
 // Errors of operator requests.
@@ -190,6 +194,8 @@ type member struct {
 	targetNext  int
 	ups         []time.Time // link-up times, for the flap rule
 	wasUp       bool        // its link has been up since it appeared
+	quietUntil  time.Time   // losses before the first answer do not count until then
+	answered    bool        // a probe has been answered since it appeared
 	// placement state
 	failed   bool // as last judged
 	inactive bool // repaired with FAILBACK=no, or a standby not deployed
@@ -318,6 +324,9 @@ func (c *Core) Note(now time.Time, iface string, present bool, link LinkState) {
 		return
 	}
 	was := m.link
+	if present && !m.present {
+		m.quietUntil, m.answered = now.Add(quietPeriod), false
+	}
 	m.present = present
 	m.link = link
 	if c.started && present && was != link {

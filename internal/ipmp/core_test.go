@@ -439,3 +439,31 @@ func TestSlowTargetRaisesTheDetectionTime(t *testing.T) {
 		t.Errorf("messages:\n%s", msgs)
 	}
 }
+
+func TestQuietPeriodAfterAnInterfaceAppears(t *testing.T) {
+	fdt := 700 * time.Millisecond
+	c, err := NewCore(Settings{FDT: fdt, Failback: true}, twoNICs(false), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Link(t0, "e1", true, LinkUp)
+	c.Link(t0, "e2", true, LinkUp)
+	c.Start(t0)
+	c.SetTargets("g0", "routes", []netip.Addr{netip.MustParseAddr("10.0.0.1")})
+	// e1's switch port is still learning: its probes are lost. Nothing
+	// fails while the quiet period lasts.
+	answer := func(p Probe, _ time.Time) bool { return p.Interface != "e1" }
+	drive(c, t0, t0.Add(39*time.Second), answer)
+	if on(c, "10.0.0.100") != "e1" {
+		t.Fatal("lost probes failed a new interface within its quiet period")
+	}
+	drive(c, t0.Add(39*time.Second), t0.Add(42*time.Second), answer)
+	if on(c, "10.0.0.100") != "e2" {
+		t.Error("lost probes after the quiet period did not fail e1")
+	}
+	// e2 answered from the start: its quiet period ended with its first
+	// answer, and losses count at once.
+	if !c.byIface["e2"].answered {
+		t.Error("e2 never counted as answered")
+	}
+}

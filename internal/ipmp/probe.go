@@ -176,6 +176,12 @@ func (c *Core) record(r ProbeRecord) {
 
 func (c *Core) lost(now time.Time, m *member, p pending) {
 	c.record(ProbeRecord{Time: p.sent, Interface: m.cfg.Interface, Seq: p.seq, Target: p.target, Lost: true})
+	if !m.answered && now.Before(m.quietUntil) {
+		// A new interface: a switch port may still be learning
+		// (spanning tree); losses count from its first answer or the end
+		// of the quiet period.
+		return
+	}
 	m.ackRun = 0
 	m.lostRun++
 	g := m.group
@@ -231,6 +237,7 @@ func (c *Core) ProbeReply(now time.Time, iface string, from netip.Addr, seq uint
 		c.adjustFDT(now, g, t)
 	}
 	c.record(ProbeRecord{Time: p.sent, Interface: iface, Seq: seq, Target: from, RTT: rtt})
+	m.answered = true
 	m.lostRun = 0
 	m.ackRun++
 	if m.probeFailed && m.ackRun >= probeRepairs {
