@@ -41,6 +41,9 @@ type IPMPInterface struct {
 	State string `json:"state"`
 	// Present is false for an interface the system does not have.
 	Present bool `json:"present"`
+	// DuplicateMAC: offlined because another member has its hardware
+	// address.
+	DuplicateMAC bool `json:"duplicate_mac,omitempty"`
 	// Data are the data addresses it hosts now; Test its test addresses.
 	Data []string `json:"data_addresses,omitempty"`
 	Test []string `json:"test_addresses,omitempty"`

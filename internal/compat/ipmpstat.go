@@ -86,6 +86,9 @@ func IPMPRows(st *api.IPMPStatus, mode byte) []map[string]string {
 			if !i.Present || i.Link == "down" {
 				flags[5] = 'd'
 			}
+			if i.DuplicateMAC {
+				flags[6] = 'h'
+			}
 			active := "no"
 			if i.Active {
 				active = "yes"

@@ -44,6 +44,7 @@ var (
 	ErrNotOffline = errors.New("the interface is not offline")
 	ErrStandby    = errors.New("a standby interface may carry only test addresses")
 	ErrExists     = errors.New("the address is in use")
+	ErrDupMAC     = errors.New("it was offlined because its hardware address is not unique in its group")
 )
 
 // Settings are the daemon-wide tunables (/etc/default/mpathd).
@@ -194,6 +195,8 @@ type member struct {
 	targetNext  int
 	ups         []time.Time // link-up times, for the flap rule
 	wasUp       bool        // its link has been up since it appeared
+	mac         string      // its hardware address, as last read
+	dup         bool        // offlined: another member has the same hardware address
 	quietUntil  time.Time   // losses before the first answer do not count until then
 	answered    bool        // a probe has been answered since it appeared
 	// placement state
@@ -357,7 +360,25 @@ func (c *Core) Note(now time.Time, iface string, present bool, link LinkState) {
 		// A removed interface takes its probes with it.
 		m.out = nil
 		m.wasUp = false
+		m.mac = ""
+		if m.dup {
+			m.dup = false
+		}
+		// Another member that shared its address may be unique now.
+		for _, o := range m.group.members {
+			if o.dup {
+				c.checkMACsNoPlace(now, m.group)
+				break
+			}
+		}
 	}
+}
+
+func (c *Core) checkMACsNoPlace(now time.Time, g *group) {
+	started := c.started
+	c.started = false
+	c.checkMACs(now, g)
+	c.started = started
 }
 
 // flapping says whether the flap rule withholds the repair of m.
@@ -391,7 +412,39 @@ func (m *member) held() bool {
 
 // usable: able to carry data addresses now.
 func (m *member) usable(now time.Time) bool {
-	return m.present && m.link == LinkUp && !m.probeFailed && !m.offline && !m.flapping(now, m.group.flapWindow)
+	return m.present && m.link == LinkUp && !m.probeFailed && !m.offline && !m.dup && !m.flapping(now, m.group.flapWindow)
+}
+
+// SetMAC records an interface's hardware address. Members of a group
+// must have unique ones (a neighbour could not tell them apart): of those
+// that share one, all but the first in the group's order are offlined
+// until it is unique again.
+func (c *Core) SetMAC(now time.Time, iface, mac string) {
+	m := c.byIface[iface]
+	if m == nil || m.mac == mac {
+		return
+	}
+	m.mac = mac
+	c.checkMACs(now, m.group)
+}
+
+func (c *Core) checkMACs(now time.Time, g *group) {
+	seen := map[string]bool{}
+	for _, m := range g.members {
+		dup := m.present && m.mac != "" && seen[m.mac]
+		if m.present && m.mac != "" {
+			seen[m.mac] = true
+		}
+		switch {
+		case dup && !m.dup:
+			c.say(now, g, m.cfg.Interface, "offline", true, "IP interface %s has a hardware address which is not unique in group %s; offlining", m.cfg.Interface, g.cfg.Name)
+		case !dup && m.dup:
+			c.say(now, g, m.cfg.Interface, "offline", false, "IP interface %s now has a unique hardware address in group %s; bringing it back", m.cfg.Interface, g.cfg.Name)
+			m.failed = true // its return is a repair
+		}
+		m.dup = dup
+	}
+	c.place(now)
 }
 
 // Start marks the end of the initial state (the first link dump): from
@@ -435,7 +488,7 @@ func (c *Core) placeGroup(now time.Time, g *group, boot bool) {
 		if u {
 			usable = append(usable, m)
 		}
-		failedNow := !u && !m.offline
+		failedNow := !u && !m.offline && !m.dup
 		switch {
 		case failedNow && !m.failed && !boot:
 			if m.present || m.link != LinkUnknown {
@@ -443,7 +496,7 @@ func (c *Core) placeGroup(now time.Time, g *group, boot bool) {
 			} else {
 				c.say(now, g, m.cfg.Interface, "failure", true, "IP interface %s of group %s has gone away", m.cfg.Interface, name)
 			}
-		case !failedNow && m.failed && !m.offline:
+		case !failedNow && m.failed && !m.offline && !m.dup:
 			c.say(now, g, m.cfg.Interface, "repair", false, "IP interface repair detected on %s of group %s", m.cfg.Interface, name)
 			if !c.set.Failback {
 				m.inactive = true
@@ -464,7 +517,7 @@ func (c *Core) placeGroup(now time.Time, g *group, boot bool) {
 		// A group-wide failure is the network's, not the interfaces': move
 		// nothing. Addresses on an interface that is gone are nowhere.
 		for _, d := range g.data {
-			if m := c.byIface[d.on]; d.on != "" && (m == nil || !m.present || m.offline) {
+			if m := c.byIface[d.on]; d.on != "" && (m == nil || !m.present || m.offline || m.dup) {
 				d.on = ""
 			}
 			if d.on == "" && !boot {
@@ -647,6 +700,9 @@ func (c *Core) UndoOffline(now time.Time, iface string) error {
 	if m == nil {
 		return fmt.Errorf("cannot undo offline on %s: %w", iface, ErrUnknown)
 	}
+	if m.dup {
+		return fmt.Errorf("cannot undo offline on %s: %w", iface, ErrDupMAC)
+	}
 	if !m.offline {
 		return fmt.Errorf("cannot undo offline on %s: %w", iface, ErrNotOffline)
 	}
@@ -750,7 +806,7 @@ func (c *Core) Desired() (addrs []Assigned, routes map[netip.Prefix]string) {
 	routes = map[netip.Prefix]string{}
 	for _, g := range c.groups {
 		for _, m := range g.members {
-			if m.offline || !m.present {
+			if m.offline || m.dup || !m.present {
 				continue
 			}
 			for _, p := range m.cfg.Test {

@@ -467,3 +467,32 @@ func TestQuietPeriodAfterAnInterfaceAppears(t *testing.T) {
 		t.Error("e2 never counted as answered")
 	}
 }
+
+func TestDuplicateHardwareAddressIsOfflined(t *testing.T) {
+	c := newCore(t, Settings{Failback: true}, twoNICs(false))
+	c.SetMAC(t0, "e1", "02:00:00:00:00:01")
+	c.SetMAC(t0, "e2", "02:00:00:00:00:01")
+	if on(c, "10.0.0.101") != "e1" {
+		t.Fatalf("e2 shares e1's MAC but keeps .101 (on %q)", on(c, "10.0.0.101"))
+	}
+	st := c.Status(t0)
+	if i := st.Interfaces[1]; !i.DuplicateMAC || i.State != "offline" {
+		t.Errorf("e2: %+v", i)
+	}
+	if !strings.Contains(texts(c.Messages()), "IP interface e2 has a hardware address which is not unique in group g0; offlining") {
+		t.Error("no message")
+	}
+	if err := c.UndoOffline(t0, "e2"); !errors.Is(err, ErrDupMAC) {
+		t.Errorf("undo of a duplicate: %v", err)
+	}
+	addrs, _ := c.Desired()
+	for _, a := range addrs {
+		if a.Interface == "e2" {
+			t.Errorf("a duplicate keeps %v", a.Prefix)
+		}
+	}
+	c.SetMAC(t0.Add(time.Second), "e2", "02:00:00:00:00:02")
+	if on(c, "10.0.0.101") != "e2" {
+		t.Errorf("unique again, e2 did not get .101 back")
+	}
+}

@@ -151,6 +151,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 		d.prepare(l)
 		l, _ = d.h.LinkByName(name)
 		if l != nil {
+			d.core.SetMAC(now, name, l.Attrs().HardwareAddr.String())
 			d.core.Link(now, name, true, linkState(l))
 			as, _ := d.h.AddrList(l, netlink.FAMILY_ALL)
 			for _, a := range as {
@@ -410,6 +411,7 @@ func (d *Daemon) linkEvent(now time.Time, u netlink.LinkUpdate) (down bool) {
 	was := m.link
 	st := linkState(u.Link)
 	d.core.Note(now, name, true, st)
+	d.core.SetMAC(now, name, u.Link.Attrs().HardwareAddr.String())
 	return st == LinkDown && was != LinkDown
 }
 
@@ -453,6 +455,7 @@ func (d *Daemon) resync(now time.Time) {
 				d.prepare(l)
 			}
 			d.core.Note(now, name, true, linkState(l))
+			d.core.SetMAC(now, name, l.Attrs().HardwareAddr.String())
 		}
 	}
 	for _, name := range d.core.Members() {

@@ -405,3 +405,21 @@ func TestTargetsByMulticastDiscovery(t *testing.T) {
 			st.Interfaces[0].Probe == "ok"
 	})
 }
+
+// A member given another member's MAC is offlined (flag h) and its data
+// address moves; with a MAC of its own again it comes back.
+func TestDaemonDuplicateMAC(t *testing.T) {
+	l := newLab(t)
+	d := l.start(Settings{FDT: 700 * time.Millisecond, Failback: true}, labGroups())
+	waitFor(t, ".101 on e1", 5*time.Second, func() bool { return l.kernelHas("198.51.100.101") == "e1" })
+	l.sh("ip -n " + l.host + " link set e1 address 02:00:00:00:01:00")
+	waitFor(t, ".101 off the duplicate", 5*time.Second, func() bool { return l.kernelHas("198.51.100.101") == "e0" })
+	if s := l.iface(d, "e1"); s.State != "offline" {
+		t.Errorf("e1: %+v", s)
+	}
+	if err := d.UndoOffline(context.Background(), "e1"); err == nil || !strings.Contains(err.Error(), "not unique") {
+		t.Errorf("undo of a duplicate: %v", err)
+	}
+	l.sh("ip -n " + l.host + " link set e1 address 02:00:00:00:01:01")
+	waitFor(t, ".101 back on e1", 5*time.Second, func() bool { return l.kernelHas("198.51.100.101") == "e1" })
+}

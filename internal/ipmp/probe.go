@@ -79,7 +79,7 @@ func (m *member) testAddr() (netip.Addr, bool) {
 // probing says whether probe-based detection runs on m.
 func (m *member) probing() bool {
 	_, ok := m.testAddr()
-	return ok && m.present && !m.offline && len(m.group.targets) > 0
+	return ok && m.present && !m.offline && !m.dup && len(m.group.targets) > 0
 }
 
 // liveTargets are the group's targets not left out for not answering.

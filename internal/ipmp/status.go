@@ -16,8 +16,10 @@ func (c *Core) Status(now time.Time) api.IPMPStatus {
 		for _, m := range g.members {
 			name := m.cfg.Interface
 			ai := api.IPMPInterface{Name: name, Group: g.cfg.Name, Active: m.active, Standby: m.cfg.Standby,
-				Inactive: m.usable(now) && !m.active, Link: m.link.String(), Present: m.present}
+				Inactive: m.usable(now) && !m.active, Link: m.link.String(), Present: m.present, DuplicateMAC: m.dup}
 			switch {
+			case m.dup:
+				ai.Probe = "disabled"
 			case !m.probing():
 				ai.Probe = "disabled"
 				if _, ok := m.testAddr(); ok && m.present && !m.offline {
@@ -34,7 +36,7 @@ func (c *Core) Status(now time.Time) api.IPMPStatus {
 				probes = true
 			}
 			switch {
-			case m.offline:
+			case m.offline || m.dup:
 				ai.State = "offline"
 			case !m.present:
 				ai.State = "unknown"

@@ -272,6 +272,7 @@ var errorCodes = []struct {
 	{ipmp.ErrUnknown, api.CodeNotFound},
 	{ipmp.ErrRedundancy, api.CodeRefused},
 	{ipmp.ErrNotOffline, api.CodeConflict},
+	{ipmp.ErrDupMAC, api.CodeConflict},
 	{ipmp.ErrExists, api.CodeConflict},
 	{dr.ErrInvalid, api.CodeInvalid},
 	{dr.ErrState, api.CodeConflict},
