@@ -24,7 +24,7 @@ func ipmpGroups(cfg config.IPMP) ([]ipmp.GroupConfig, []string, error) {
 	for i, g := range cfg.Groups {
 		gc := ipmp.GroupConfig{Name: g.Name}
 		for j, ifc := range g.Interfaces {
-			m := ipmp.MemberConfig{Interface: ifc.Name, Standby: ifc.Standby}
+			m := ipmp.MemberConfig{Interface: ifc.Name, Standby: ifc.Standby, TestLinkLocal: ifc.TestLinkLocal}
 			for k, a := range ifc.TestAddresses {
 				p, err := netip.ParsePrefix(a)
 				if err != nil {

@@ -67,6 +67,9 @@ type IPMPInterface struct {
 	// TestAddresses stay on the interface; DataAddresses move.
 	TestAddresses []string `yaml:"test_addresses"`
 	DataAddresses []string `yaml:"data_addresses"`
+	// TestLinkLocal probes over IPv6 from the interface's link-local
+	// address.
+	TestLinkLocal bool `yaml:"test_link_local"`
 }
 
 // Cluster configures membership: the node's lease and self-fencing.

@@ -146,6 +146,7 @@ ipmp:
   #         data_addresses: [192.0.2.100/24]
   #       - name: eth2
   #         test_addresses: [192.0.2.22/24]
+  #         test_link_local: false
   #         standby: true
   groups: []
 `

@@ -76,6 +76,9 @@ type MemberConfig struct {
 	Test []netip.Prefix
 	// Data addresses have this interface as their home; they move.
 	Data []netip.Prefix
+	// TestLinkLocal probes over IPv6 from the interface's link-local
+	// address (hostname6.<if> with "-failover" and no address).
+	TestLinkLocal bool
 }
 
 // Validate checks a group: a name of at most 31 characters, members
@@ -184,21 +187,15 @@ type member struct {
 	present bool
 	link    LinkState
 	offline bool
-	// probe state
-	probeFailed bool
-	lostRun     int
-	ackRun      int
-	seq         uint16
-	out         []pending
-	nextProbe   time.Time
-	slot        time.Time
-	targetNext  int
-	ups         []time.Time // link-up times, for the flap rule
-	wasUp       bool        // its link has been up since it appeared
-	mac         string      // its hardware address, as last read
-	dup         bool        // offlined: another member has the same hardware address
-	quietUntil  time.Time   // losses before the first answer do not count until then
-	answered    bool        // a probe has been answered since it appeared
+	// probe state, by family
+	ps         [2]probeState
+	linkLocal  netip.Addr  // its IPv6 link-local address, as last read
+	ups        []time.Time // link-up times, for the flap rule
+	wasUp      bool        // its link has been up since it appeared
+	mac        string      // its hardware address, as last read
+	dup        bool        // offlined: another member has the same hardware address
+	quietUntil time.Time   // losses before the first answer do not count until then
+	answered   bool        // a probe has been answered since it appeared
 	// placement state
 	failed   bool // as last judged
 	inactive bool // repaired with FAILBACK=no, or a standby not deployed
@@ -217,8 +214,8 @@ type group struct {
 	cfg        GroupConfig
 	members    []*member
 	data       []*dataAddr
-	targets    []*target
-	mode       string // routes, multicast, disabled
+	targets    [2][]*target // by family
+	mode       [2]string    // routes, multicast, disabled
 	fdt        time.Duration
 	flapWindow time.Duration
 	raisedAt   time.Time
@@ -260,7 +257,7 @@ func NewCore(set Settings, groups []GroupConfig, seed uint64) (*Core, error) {
 			return nil, fmt.Errorf("group %s is configured twice", gc.Name)
 		}
 		names[gc.Name] = true
-		g := &group{cfg: gc, fdt: set.FDT, flapWindow: set.FlapWindow, mode: "disabled"}
+		g := &group{cfg: gc, fdt: set.FDT, flapWindow: set.FlapWindow, mode: [2]string{"disabled", "disabled"}}
 		for _, mc := range gc.Members {
 			if other, ok := c.byIface[mc.Interface]; ok {
 				return nil, fmt.Errorf("interface %s is in groups %s and %s", mc.Interface, other.group.cfg.Name, gc.Name)
@@ -358,7 +355,7 @@ func (c *Core) Note(now time.Time, iface string, present bool, link LinkState) {
 	}
 	if !present {
 		// A removed interface takes its probes with it.
-		m.out = nil
+		m.dropOutstanding()
 		m.wasUp = false
 		m.mac = ""
 		if m.dup {
@@ -399,11 +396,11 @@ func (m *member) flapping(now time.Time, window time.Duration) bool {
 // wait for that member's next result, so that a path failing for the
 // whole group is a group failure and moves nothing.
 func (m *member) held() bool {
-	if !m.probeFailed || m.link != LinkUp || !m.present || m.offline {
+	if !m.probeFail() || m.link != LinkUp || !m.present || m.offline {
 		return false
 	}
 	for _, o := range m.group.members {
-		if o != m && !o.probeFailed && o.lostRun > 0 && o.link == LinkUp && o.present && !o.offline {
+		if o != m && !o.probeFail() && o.losing() && o.link == LinkUp && o.present && !o.offline {
 			return true
 		}
 	}
@@ -412,7 +409,7 @@ func (m *member) held() bool {
 
 // usable: able to carry data addresses now.
 func (m *member) usable(now time.Time) bool {
-	return m.present && m.link == LinkUp && !m.probeFailed && !m.offline && !m.dup && !m.flapping(now, m.group.flapWindow)
+	return m.present && m.link == LinkUp && !m.probeFail() && !m.offline && !m.dup && !m.flapping(now, m.group.flapWindow)
 }
 
 // SetMAC records an interface's hardware address. Members of a group
@@ -454,8 +451,10 @@ func (c *Core) Start(now time.Time) {
 	c.started = true
 	for _, g := range c.groups {
 		for _, m := range g.members {
-			m.slot = now.Add(time.Duration(c.rnd.Int64N(int64(g.interval()))))
-			m.nextProbe = m.slot
+			for f := range m.ps {
+				m.ps[f].slot = now.Add(time.Duration(c.rnd.Int64N(int64(g.interval()))))
+				m.ps[f].nextProbe = m.ps[f].slot
+			}
 			m.failed = !m.usable(now)
 		}
 	}
@@ -687,7 +686,7 @@ func (c *Core) Offline(now time.Time, iface string, force bool) error {
 		return fmt.Errorf("cannot offline %s: %w", iface, ErrRedundancy)
 	}
 	m.offline = true
-	m.out = nil
+	m.dropOutstanding()
 	c.say(now, m.group, iface, "offline", false, "IP interface %s of group %s is offline", iface, m.group.cfg.Name)
 	c.place(now)
 	return nil
@@ -707,7 +706,7 @@ func (c *Core) UndoOffline(now time.Time, iface string) error {
 		return fmt.Errorf("cannot undo offline on %s: %w", iface, ErrNotOffline)
 	}
 	m.offline = false
-	m.lostRun, m.ackRun, m.probeFailed = 0, 0, false
+	m.resetProbes()
 	m.failed = true // its return is a repair
 	c.say(now, m.group, iface, "offline", false, "IP interface %s of group %s is no longer offline", iface, m.group.cfg.Name)
 	c.place(now)

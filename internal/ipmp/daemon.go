@@ -157,6 +157,9 @@ func (d *Daemon) Start(ctx context.Context) error {
 			for _, a := range as {
 				if ip, ok := netip.AddrFromSlice(a.IP); ok {
 					has[name] = append(has[name], ip.Unmap())
+					if ip.Is6() && ip.IsLinkLocalUnicast() {
+						d.core.SetLinkLocal(name, ip)
+					}
 				}
 			}
 		}
@@ -356,9 +359,9 @@ func (d *Daemon) loop() {
 			d.apply(now)
 		case r := <-d.replies:
 			if r.seq == discoverySeq {
-				g := d.core.GroupOf(r.iface)
-				if !slices.Contains(d.found[g], r.from) {
-					d.found[g] = append(d.found[g], r.from)
+				key := d.core.GroupOf(r.iface) + "/" + string("46"[famOf(r.from)])
+				if !slices.Contains(d.found[key], r.from) {
+					d.found[key] = append(d.found[key], r.from)
 				}
 				continue
 			}
@@ -471,19 +474,26 @@ func (d *Daemon) resync(now time.Time) {
 
 // sendProbe sends a probe through its member's socket, opening it first.
 func (d *Daemon) sendProbe(p Probe, now time.Time) {
-	pr := d.probers[p.Interface]
+	key := proberKey(p.Interface, p.Src)
+	pr := d.probers[key]
 	if pr == nil || pr.src != p.Src {
-		d.dropProber(p.Interface)
-		var err error
+		if pr != nil {
+			pr.close()
+			delete(d.probers, key)
+		}
+		l, err := d.h.LinkByName(p.Interface)
+		if err != nil {
+			return // gone: its probes are counted lost
+		}
 		err = d.inNS(func() error {
-			pr, err = openProber(p.Interface, p.Src, d.id)
+			pr, err = openProber(p.Interface, l.Attrs().Index, p.Src, d.id)
 			return err
 		})
 		if err != nil {
 			d.log.Debug("opening a probe socket", "err", err)
 			return // counted lost when its time passes
 		}
-		d.probers[p.Interface] = pr
+		d.probers[key] = pr
 		go pr.read(d.replies)
 	}
 	if err := pr.send(p.Target, p.Seq, now); err != nil {
@@ -491,81 +501,132 @@ func (d *Daemon) sendProbe(p Probe, now time.Time) {
 	}
 }
 
+// proberKey names a member's probe socket of one family.
+func proberKey(iface string, src netip.Addr) string {
+	if src.Is4() {
+		return iface + "/4"
+	}
+	return iface + "/6"
+}
+
 func (d *Daemon) dropProber(name string) {
-	if pr := d.probers[name]; pr != nil {
-		pr.close()
-		delete(d.probers, name)
+	for _, key := range []string{name + "/4", name + "/6"} {
+		if pr := d.probers[key]; pr != nil {
+			pr.close()
+			delete(d.probers, key)
+		}
 	}
 }
 
-// targets chooses each group's probe targets: next hops and on-link host
-// routes inside the group's prefixes (host routes first, so that an
-// administrator can pin them), else hosts that answered a multicast echo.
+// targets chooses each group's probe targets, per family: next hops and
+// on-link host routes inside the group's prefixes (IPv6: link-local next
+// hops through its members), host routes first so that an administrator
+// can pin them; else hosts that answered an echo to all hosts.
 func (d *Daemon) targets(now time.Time) {
-	routes, err := d.h.RouteList(nil, netlink.FAMILY_V4)
-	if err != nil {
+	routes4, err := d.h.RouteList(nil, netlink.FAMILY_V4)
+	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
 		d.log.Warn("listing routes for probe targets", "err", err)
 		return
 	}
+	routes6, _ := d.h.RouteList(nil, netlink.FAMILY_V6)
+	discover := now.Sub(d.lastDisc) > time.Second
 	for _, g := range d.core.groups {
 		var prefixes []netip.Prefix
+		members := map[int]bool{}
+		want6 := false
 		for _, m := range g.members {
 			for _, p := range m.cfg.Test {
 				if p.Addr().Is4() {
 					prefixes = append(prefixes, p.Masked())
 				}
 			}
+			if _, ok := m.testAddr(fam6); ok {
+				want6 = true
+			}
+			if l, err := d.h.LinkByName(m.cfg.Interface); err == nil {
+				members[l.Attrs().Index] = true
+			}
 		}
 		inside := func(a netip.Addr) bool {
+			if a.Is6() {
+				return a.IsLinkLocalUnicast()
+			}
 			return slices.ContainsFunc(prefixes, func(p netip.Prefix) bool { return p.Contains(a) })
 		}
-		var hosts, routers []netip.Addr
-		for _, r := range routes {
-			if r.Table != unix.RT_TABLE_MAIN && r.Table != 0 {
-				continue
-			}
-			if gw, ok := netip.AddrFromSlice(r.Gw); ok && inside(gw.Unmap()) {
-				if r.Dst != nil {
-					if ones, bits := r.Dst.Mask.Size(); ones == bits {
-						hosts = append(hosts, gw.Unmap())
-						continue
+		pick := func(routes []netlink.Route, v6 bool) (cands []netip.Addr) {
+			var hosts, routers []netip.Addr
+			for _, r := range routes {
+				if r.Table != unix.RT_TABLE_MAIN && r.Table != 0 {
+					continue
+				}
+				if v6 && !members[r.LinkIndex] {
+					continue // link-local next hops mean something only on our members
+				}
+				if gw, ok := netip.AddrFromSlice(r.Gw); ok && inside(gw.Unmap()) {
+					if r.Dst != nil {
+						if ones, bits := r.Dst.Mask.Size(); ones == bits {
+							hosts = append(hosts, gw.Unmap())
+							continue
+						}
+					}
+					routers = append(routers, gw.Unmap())
+					continue
+				}
+				if !v6 && r.Dst != nil && r.Gw == nil {
+					if ones, bits := r.Dst.Mask.Size(); ones == bits && bits == 32 {
+						if dst, ok := netip.AddrFromSlice(r.Dst.IP); ok && inside(dst.Unmap()) {
+							hosts = append(hosts, dst.Unmap())
+						}
 					}
 				}
-				routers = append(routers, gw.Unmap())
-				continue
 			}
-			if r.Dst != nil && r.Gw == nil {
-				if ones, bits := r.Dst.Mask.Size(); ones == bits && bits == 32 {
-					if dst, ok := netip.AddrFromSlice(r.Dst.IP); ok && inside(dst.Unmap()) {
-						hosts = append(hosts, dst.Unmap())
-					}
+			return append(hosts, routers...)
+		}
+		for _, fam := range []struct {
+			v6     bool
+			routes []netlink.Route
+			set    func(string, string, []netip.Addr)
+			wanted bool
+		}{
+			{false, routes4, d.core.SetTargets, len(prefixes) > 0},
+			{true, routes6, d.core.SetTargets6, want6},
+		} {
+			cands := pick(fam.routes, fam.v6)
+			mode := "routes"
+			if len(cands) == 0 && fam.wanted {
+				mode = "multicast"
+				key := g.cfg.Name + "/4"
+				if fam.v6 {
+					key = g.cfg.Name + "/6"
+				}
+				cands = d.found[key]
+				// Ask again while few have answered.
+				if len(cands) < 3 && discover {
+					d.discover(g, fam.v6, now)
 				}
 			}
+			fam.set(g.cfg.Name, mode, cands)
 		}
-		cands := append(hosts, routers...)
-		mode := "routes"
-		if len(cands) == 0 && len(prefixes) > 0 {
-			mode = "multicast"
-			cands = d.found[g.cfg.Name]
-			// Ask again while few have answered.
-			if len(cands) < 3 && now.Sub(d.lastDisc) > time.Second {
-				d.discover(g, now)
-			}
-		}
-		d.core.SetTargets(g.cfg.Name, mode, cands)
 	}
-	d.lastDisc = now
+	if discover {
+		d.lastDisc = now
+	}
 }
 
-// discover sends an echo to all hosts from each working member; the
-// answers come back with the discovery sequence number.
-func (d *Daemon) discover(g *group, now time.Time) {
+// discover sends an echo to all hosts (224.0.0.1, ff02::1) from each
+// working member; the answers come back with the discovery sequence
+// number.
+func (d *Daemon) discover(g *group, v6 bool, now time.Time) {
+	f, all := fam4, netip.MustParseAddr("224.0.0.1")
+	if v6 {
+		f, all = fam6, netip.MustParseAddr("ff02::1")
+	}
 	for _, m := range g.members {
-		src, ok := m.testAddr()
+		src, ok := m.testAddr(f)
 		if !ok || !m.usable(now) {
 			continue
 		}
-		d.sendProbe(Probe{Interface: m.cfg.Interface, Src: src, Target: netip.MustParseAddr("224.0.0.1"), Seq: discoverySeq}, now)
+		d.sendProbe(Probe{Interface: m.cfg.Interface, Src: src, Target: all, Seq: discoverySeq}, now)
 	}
 }
 
@@ -600,11 +661,16 @@ func (d *Daemon) apply(now time.Time) {
 			continue
 		}
 		has := map[netip.Addr]netlink.Addr{}
+		ll := netip.Addr{}
 		for _, a := range as {
 			if ip, ok := netip.AddrFromSlice(a.IP); ok {
 				has[ip.Unmap()] = a
+				if ip.Is6() && ip.IsLinkLocalUnicast() && !ll.IsValid() {
+					ll = ip
+				}
 			}
 		}
+		d.core.SetLinkLocal(name, ll)
 		links[name] = &kLink{l: l, has: has}
 	}
 	var announce []Assigned

@@ -177,6 +177,9 @@ type fileResult struct {
 	hasGroup   bool
 	standby    int // 0 unsaid, 1 standby, -1 -standby
 	test, data []netip.Prefix
+	// linkLocalTest: hostname6 "-failover" without an address, which
+	// makes the link-local address the test address.
+	linkLocalTest bool
 }
 
 // parseFile reads one hostname file.
@@ -292,6 +295,10 @@ func parseFile(path string, v6 bool, r Resolver) (fileResult, error) {
 			}
 		}
 		for _, s := range segs {
+			if s.addr == (netip.Prefix{}) && s.test && v6 && !s.removeIf {
+				res.linkLocalTest = true
+				continue
+			}
 			if s.addr == (netip.Prefix{}) || s.removeIf || !s.up {
 				continue
 			}
@@ -385,6 +392,7 @@ func ReadHostnameFiles(dir string, r Resolver) (HostnameFiles, error) {
 			}
 			m.Test = append(m.Test, res.test...)
 			m.Data = append(m.Data, res.data...)
+			m.TestLinkLocal = m.TestLinkLocal || res.linkLocalTest
 		}
 		m.Standby = standby == 1
 		if group == "" {

@@ -56,7 +56,7 @@ func TestHostnameFiles(t *testing.T) {
 	}
 	eth2 := g2.Members[0]
 	// addif 10.1.0.101 is never brought up: not configured.
-	if !reflect.DeepEqual(eth2.Test, []netip.Prefix{pfx("10.1.0.11/16")}) || !reflect.DeepEqual(eth2.Data, []netip.Prefix{pfx("10.1.0.100/16")}) {
+	if !reflect.DeepEqual(eth2.Test, []netip.Prefix{pfx("10.1.0.11/16")}) || !reflect.DeepEqual(eth2.Data, []netip.Prefix{pfx("10.1.0.100/16")}) || !eth2.TestLinkLocal {
 		t.Errorf("eth2: %+v", eth2)
 	}
 	hme0, hme1 := test.Members[0], test.Members[1]

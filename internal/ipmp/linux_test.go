@@ -423,3 +423,36 @@ func TestDaemonDuplicateMAC(t *testing.T) {
 	l.sh("ip -n " + l.host + " link set e1 address 02:00:00:00:01:01")
 	waitFor(t, ".101 back on e1", 5*time.Second, func() bool { return l.kernelHas("198.51.100.101") == "e1" })
 }
+
+// Probes over IPv6 from the members' link-local addresses (hostname6
+// "-failover"), with targets found by an echo to ff02::1, which Linux
+// hosts answer: a dead path with the link up is found, and repaired.
+func TestDaemonIPv6Probes(t *testing.T) {
+	l := newLab(t)
+	groups := []GroupConfig{{Name: "g0", Members: []MemberConfig{
+		{Interface: "e0", TestLinkLocal: true, Data: []netip.Prefix{pfx("198.51.100.100/24")}},
+		{Interface: "e1", TestLinkLocal: true, Data: []netip.Prefix{pfx("198.51.100.101/24")}},
+	}}}
+	d := l.start(Settings{FDT: 700 * time.Millisecond, Failback: true}, groups)
+	waitFor(t, "IPv6 probes answered on both members", 15*time.Second, func() bool {
+		st, _ := d.Status(context.Background())
+		ok := len(st.Targets) == 2
+		for _, tg := range st.Targets {
+			ok = ok && tg.Mode == "multicast" && strings.HasPrefix(tg.TestAddr, "fe80::") && len(tg.Targets) >= 2
+		}
+		return ok && l.iface(d, "e0").Probe == "ok" && l.iface(d, "e1").Probe == "ok"
+	})
+	st, _ := d.Status(context.Background())
+	for _, tg := range st.Targets[0].Targets {
+		if tg == st.Targets[1].TestAddr {
+			t.Errorf("a member's own link-local address is a target: %v", st.Targets)
+		}
+	}
+	l.sh("ip -n " + l.sw + " link set p0 nomaster")
+	waitFor(t, ".100 on e1 after lost IPv6 probes", 3*time.Second, func() bool { return l.kernelHas("198.51.100.100") == "e1" })
+	if s := l.iface(d, "e0"); s.Probe != "failed" || s.Link != "up" {
+		t.Errorf("e0: %+v", s)
+	}
+	l.sh("ip -n " + l.sw + " link set p0 master br0")
+	waitFor(t, ".100 back on e0", 5*time.Second, func() bool { return l.kernelHas("198.51.100.100") == "e0" })
+}

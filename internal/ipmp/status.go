@@ -22,12 +22,12 @@ func (c *Core) Status(now time.Time) api.IPMPStatus {
 				ai.Probe = "disabled"
 			case !m.probing():
 				ai.Probe = "disabled"
-				if _, ok := m.testAddr(); ok && m.present && !m.offline {
+				if m.hasTest() && m.present && !m.offline {
 					ai.Probe = "unknown" // a test address, nothing to probe
 				}
-			case m.probeFailed:
+			case m.probeFail():
 				ai.Probe = "failed"
-			case m.ackRun == 0 && m.lostRun == 0:
+			case !m.answeredAny() && !m.lostAny():
 				ai.Probe = "unknown"
 			default:
 				ai.Probe = "ok"
@@ -52,6 +52,9 @@ func (c *Core) Status(now time.Time) api.IPMPStatus {
 			for _, p := range m.cfg.Test {
 				ai.Test = append(ai.Test, p.String())
 			}
+			if m.cfg.TestLinkLocal && m.linkLocal.IsValid() {
+				ai.Test = append(ai.Test, m.linkLocal.String())
+			}
 			switch {
 			case m.active:
 				ag.Active = append(ag.Active, name)
@@ -61,17 +64,27 @@ func (c *Core) Status(now time.Time) api.IPMPStatus {
 				ag.Unusable = append(ag.Unusable, name)
 			}
 			st.Interfaces = append(st.Interfaces, ai)
-			at := api.IPMPTargets{Interface: name, Mode: "disabled", Targets: []string{}}
-			if a, ok := m.testAddr(); ok {
-				at.TestAddr = a.String()
-				if m.probing() {
-					at.Mode = g.mode
-					for _, t := range g.liveTargets(now) {
+			// A row per family with a test address (IPv4 first), or one
+			// "disabled" row.
+			rows := 0
+			for f := range m.ps {
+				a, ok := m.testAddr(f)
+				if !ok {
+					continue
+				}
+				at := api.IPMPTargets{Interface: name, Mode: "disabled", TestAddr: a.String(), Targets: []string{}}
+				if m.probingFam(f) {
+					at.Mode = g.mode[f]
+					for _, t := range g.liveTargets(now, f) {
 						at.Targets = append(at.Targets, t.addr.String())
 					}
 				}
+				st.Targets = append(st.Targets, at)
+				rows++
 			}
-			st.Targets = append(st.Targets, at)
+			if rows == 0 {
+				st.Targets = append(st.Targets, api.IPMPTargets{Interface: name, Mode: "disabled", Targets: []string{}})
+			}
 		}
 		switch {
 		case usable == 0:
