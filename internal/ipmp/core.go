@@ -357,25 +357,10 @@ func (c *Core) Note(now time.Time, iface string, present bool, link LinkState) {
 		// A removed interface takes its probes with it.
 		m.dropOutstanding()
 		m.wasUp = false
-		m.mac = ""
-		if m.dup {
-			m.dup = false
-		}
+		m.mac, m.dup = "", false
 		// Another member that shared its address may be unique now.
-		for _, o := range m.group.members {
-			if o.dup {
-				c.checkMACsNoPlace(now, m.group)
-				break
-			}
-		}
+		c.checkMACs(now, m.group)
 	}
-}
-
-func (c *Core) checkMACsNoPlace(now time.Time, g *group) {
-	started := c.started
-	c.started = false
-	c.checkMACs(now, g)
-	c.started = started
 }
 
 // flapping says whether the flap rule withholds the repair of m.
@@ -423,8 +408,11 @@ func (c *Core) SetMAC(now time.Time, iface, mac string) {
 	}
 	m.mac = mac
 	c.checkMACs(now, m.group)
+	c.place(now)
 }
 
+// checkMACs marks the members whose hardware address an earlier member
+// of the group has; the caller places.
 func (c *Core) checkMACs(now time.Time, g *group) {
 	seen := map[string]bool{}
 	for _, m := range g.members {
@@ -441,7 +429,6 @@ func (c *Core) checkMACs(now time.Time, g *group) {
 		}
 		m.dup = dup
 	}
-	c.place(now)
 }
 
 // Start marks the end of the initial state (the first link dump): from

@@ -105,10 +105,14 @@ func New(opts Options) (*Daemon, error) {
 	return d, nil
 }
 
-// inNS runs fn on a thread in the interfaces' namespace (sockets keep
-// the namespace they were made in; /proc/sys/net is the caller's).
-func (d *Daemon) inNS(fn func() error) error {
-	if !d.opts.NS.IsOpen() {
+// inNS runs fn in the interfaces' namespace.
+func (d *Daemon) inNS(fn func() error) error { return InNamespace(d.opts.NS, fn) }
+
+// InNamespace runs fn on a thread switched into network namespace ns
+// (not open: the caller's own), and switches it back. Sockets keep the
+// namespace they were made in; /proc/sys/net is the thread's.
+func InNamespace(ns netns.NsHandle, fn func() error) error {
+	if !ns.IsOpen() {
 		return fn()
 	}
 	runtime.LockOSThread()
@@ -118,7 +122,7 @@ func (d *Daemon) inNS(fn func() error) error {
 		return err
 	}
 	defer orig.Close()
-	if err := netns.Set(d.opts.NS); err != nil {
+	if err := netns.Set(ns); err != nil {
 		return err
 	}
 	defer netns.Set(orig)
@@ -1036,10 +1040,11 @@ func (d *Daemon) RemoveFloating(ctx context.Context, addr netip.Addr) error {
 }
 
 // WhereIs names the member an address of a group is on now ("" for
-// nowhere), checked against the kernel.
-func (d *Daemon) WhereIs(ctx context.Context, addr netip.Addr) (iface string, up bool, err error) {
+// nowhere) and its group, and whether the kernel has it there on a
+// working member; known is false for an address of no group.
+func (d *Daemon) WhereIs(ctx context.Context, addr netip.Addr) (iface, group string, up, known bool, err error) {
 	err = d.do(ctx, func(now time.Time) error {
-		iface, _, _ = d.core.WhereIs(addr)
+		iface, group, known = d.core.WhereIs(addr)
 		if iface == "" {
 			return nil
 		}
@@ -1055,7 +1060,7 @@ func (d *Daemon) WhereIs(ctx context.Context, addr netip.Addr) (iface string, up
 		}
 		return nil
 	})
-	return iface, up, err
+	return iface, group, up, known, err
 }
 
 // savedState is what outlives the agent: the interfaces taken offline and

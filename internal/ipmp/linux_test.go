@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -123,20 +122,7 @@ func (l *lab) start(set Settings, groups []GroupConfig) *Daemon {
 }
 
 // in runs fn on a thread in namespace ns.
-func in(ns netns.NsHandle, fn func() error) error {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		return err
-	}
-	defer orig.Close()
-	if err := netns.Set(ns); err != nil {
-		return err
-	}
-	defer netns.Set(orig)
-	return fn()
-}
+func in(ns netns.NsHandle, fn func() error) error { return InNamespace(ns, fn) }
 
 // waitFor polls cond until it holds or the time is up.
 func waitFor(t testing.TB, what string, limit time.Duration, cond func() bool) {

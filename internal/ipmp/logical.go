@@ -234,16 +234,15 @@ func (h *Hosts) Check(ctx context.Context, entry string) (string, error) {
 	iface, plain := h.plain[a]
 	h.mu.Unlock()
 	if !plain && h.Daemon != nil {
-		where, up, err := h.Daemon.WhereIs(ctx, a)
+		where, g, up, known, err := h.Daemon.WhereIs(ctx, a)
 		switch {
 		case err != nil:
 			return "", err
-		case where == "":
-			if _, g, ok := h.Daemon.whereGroup(ctx, a); ok {
-				return "", fmt.Errorf("%v is on no interface: no interface of group %s works", a, g)
-			}
+		case !known:
 			// Not known to the daemon (an agent restarted without it):
 			// look at the kernel below.
+		case where == "":
+			return "", fmt.Errorf("%v is on no interface: no interface of group %s works", a, g)
 		case !up:
 			return "", fmt.Errorf("%v is on %s, which has failed, and no other interface of its group works", a, where)
 		default:
@@ -269,12 +268,4 @@ func (h *Hosts) Check(ctx context.Context, entry string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("%v is on no interface of this node", a)
-}
-
-func (d *Daemon) whereGroup(ctx context.Context, a netip.Addr) (iface, group string, ok bool) {
-	d.do(ctx, func(time.Time) error {
-		iface, group, ok = d.core.WhereIs(a)
-		return nil
-	})
-	return iface, group, ok
 }
