@@ -1,72 +1,13 @@
 package bench
 
 import (
-	"bufio"
-	"fmt"
-	"net"
 	"os"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/steady-ha/steady/test/e2e"
-	"github.com/vishvananda/netns"
 )
-
-// lhConfig gives host k group g0 of two NICs, e1 and e2, with test
-// addresses of its own.
-func lhConfig(k int) string {
-	return fmt.Sprintf(`ipmp:
-  hostname_dir: ""
-  groups:
-    - name: g0
-      interfaces:
-        - name: e1
-          test_addresses: [198.51.100.%d/24]
-        - name: e2
-          test_addresses: [198.51.100.%d/24]
-`, 10*k+1, 10*k+2)
-}
-
-func addNICs(b *testing.B, h *e2e.Host) {
-	for j, nic := range []string{"e1", "e2"} {
-		if err := h.AddNIC(nic, fmt.Sprintf("p%d%s", h.Index, nic), fmt.Sprintf("02:00:c6:35:%02x:%02x", h.Index, j+1)); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-// askFrom connects to addr from namespace ns and reads the service's
-// node, "" when nothing answers within 100ms.
-func askFrom(ns netns.NsHandle, addr string) string {
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		runtime.UnlockOSThread()
-		return ""
-	}
-	defer orig.Close()
-	if err := netns.Set(ns); err != nil {
-		runtime.UnlockOSThread()
-		return ""
-	}
-	c, err := net.DialTimeout("tcp4", addr, 50*time.Millisecond)
-	if err := netns.Set(orig); err != nil {
-		panic("bench: leaving the client's namespace: " + err.Error())
-	}
-	runtime.UnlockOSThread()
-	if err != nil {
-		return ""
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(100 * time.Millisecond))
-	line, _ := bufio.NewReader(c).ReadString('\n')
-	if f := strings.Fields(line); len(f) > 0 {
-		return f[0]
-	}
-	return ""
-}
 
 // BenchmarkLogicalHostnameFailover is the failover benchmark with the
 // service behind a logical hostname: three hosts, each with IPMP group
@@ -91,11 +32,13 @@ func benchLogicalHostname(b *testing.B, server, name, extra string) {
 	n.Plain = true
 	c3 := &three{b: b, net: n, byName: map[string]*e2e.Host{}}
 	for k := 1; k <= 3; k++ {
-		h := n.AddHost(k, e2e.HostConfig+extra+lhConfig(k))
+		h := n.AddHost(k, e2e.HostConfig+extra+e2e.IPMPGroupConfig(k))
 		if err := h.Start(); err != nil {
 			b.Fatal(err)
 		}
-		addNICs(b, h)
+		if err := h.AddGroupNICs(); err != nil {
+			b.Fatal(err)
+		}
 		c3.hs = append(c3.hs, h)
 		c3.byName[h.Name] = h
 	}
@@ -127,7 +70,7 @@ func benchLogicalHostname(b *testing.B, server, name, extra string) {
 	service := "198.51.100.200:" + servicePort
 	wait := func(not string, within time.Duration) (string, time.Time) {
 		for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
-			if who := askFrom(client, service); who != "" && who != not {
+			if who := e2e.Ask(client, service, 50*time.Millisecond); who != "" && who != not {
 				return who, time.Now()
 			}
 		}
@@ -163,7 +106,9 @@ func benchLogicalHostname(b *testing.B, server, name, extra string) {
 		if err := victim.Start(); err != nil {
 			b.Fatal(err)
 		}
-		addNICs(b, victim)
+		if err := victim.AddGroupNICs(); err != nil {
+			b.Fatal(err)
+		}
 	}
 	p50, p90 := stats(ds)
 	b.ReportMetric(p50.Seconds(), name+"-p50-s")

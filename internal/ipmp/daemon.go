@@ -110,23 +110,30 @@ func (d *Daemon) inNS(fn func() error) error { return InNamespace(d.opts.NS, fn)
 
 // InNamespace runs fn on a thread switched into network namespace ns
 // (not open: the caller's own), and switches it back. Sockets keep the
-// namespace they were made in; /proc/sys/net is the thread's.
+// namespace they were made in; /proc/sys/net is the thread's. Should the
+// switch back fail, the thread stays locked to this goroutine, so that
+// nothing else runs in the wrong namespace.
 func InNamespace(ns netns.NsHandle, fn func() error) error {
 	if !ns.IsOpen() {
 		return fn()
 	}
 	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	orig, err := netns.Get()
 	if err != nil {
+		runtime.UnlockOSThread()
 		return err
 	}
 	defer orig.Close()
 	if err := netns.Set(ns); err != nil {
+		runtime.UnlockOSThread()
 		return err
 	}
-	defer netns.Set(orig)
-	return fn()
+	ferr := fn()
+	if err := netns.Set(orig); err != nil {
+		return fmt.Errorf("leaving network namespace %v: %w", ns, err)
+	}
+	runtime.UnlockOSThread()
+	return ferr
 }
 
 // Start reads the interfaces, adopts the addresses where the kernel has

@@ -16,6 +16,7 @@ package e2e
 // services and the agent's watchdog running.
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -24,7 +25,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,6 +33,7 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/steady-ha/steady/internal/ipmp"
 	"github.com/vishvananda/netns"
 )
 
@@ -488,38 +489,15 @@ func (h *Host) Exec(args ...string) Result {
 
 // Dial connects to addr over TCP from inside the host's network
 // namespace, without starting a process: benchmarks probe a service
-// every few milliseconds with it. The socket is created on a thread
-// switched into the host's namespace (a socket stays in the namespace it
-// was created in), and the thread is switched back before it runs
-// anything else.
+// every few milliseconds with it.
 func (h *Host) Dial(addr string, timeout time.Duration) (net.Conn, error) {
-	pid := h.PID()
-	if pid == 0 {
-		return nil, fmt.Errorf("host %s is not running", h.Name)
-	}
-	target, err := netns.GetFromPid(pid)
-	if err != nil {
-		return nil, fmt.Errorf("host %s: its network namespace: %w", h.Name, err)
-	}
-	defer target.Close()
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		runtime.UnlockOSThread()
-		return nil, fmt.Errorf("this thread's network namespace: %w", err)
-	}
-	defer orig.Close()
-	if err := netns.Set(target); err != nil {
-		runtime.UnlockOSThread()
-		return nil, fmt.Errorf("entering host %s: %w", h.Name, err)
-	}
-	c, dialErr := net.DialTimeout("tcp", addr, timeout)
-	if err := netns.Set(orig); err != nil {
-		// This goroutine would go on in the host's namespace: stop here.
-		panic(fmt.Sprintf("e2e: leaving host %s's network namespace: %v", h.Name, err))
-	}
-	runtime.UnlockOSThread()
-	return c, dialErr
+	var c net.Conn
+	err := h.InNetns(func() error {
+		var err error
+		c, err = net.DialTimeout("tcp", addr, timeout)
+		return err
+	})
+	return c, err
 }
 
 // removeCgroup removes what the host's process monitor left under the
@@ -541,23 +519,62 @@ func (h *Host) InNetns(fn func() error) error {
 		return fmt.Errorf("host %s: its network namespace: %w", h.Name, err)
 	}
 	defer target.Close()
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		runtime.UnlockOSThread()
+	return ipmp.InNamespace(target, fn)
+}
+
+// DialFrom connects to addr over TCP from network namespace ns (a
+// client made by AddClient).
+func DialFrom(ns netns.NsHandle, addr string, timeout time.Duration) (net.Conn, error) {
+	var c net.Conn
+	err := ipmp.InNamespace(ns, func() error {
+		var err error
+		c, err = net.DialTimeout("tcp4", addr, timeout)
 		return err
+	})
+	return c, err
+}
+
+// Ask connects from ns to a markserver at addr and returns the node it
+// answers with, "" when nothing answers within the timeout.
+func Ask(ns netns.NsHandle, addr string, timeout time.Duration) string {
+	c, err := DialFrom(ns, addr, timeout)
+	if err != nil {
+		return ""
 	}
-	defer orig.Close()
-	if err := netns.Set(target); err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("entering host %s: %w", h.Name, err)
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * timeout))
+	line, _ := bufio.NewReader(c).ReadString('\n')
+	if f := strings.Fields(line); len(f) > 0 {
+		return f[0]
 	}
-	ferr := fn()
-	if err := netns.Set(orig); err != nil {
-		panic(fmt.Sprintf("e2e: leaving host %s's network namespace: %v", h.Name, err))
+	return ""
+}
+
+// IPMPGroupConfig is the ipmp section of test host index: group g0 of
+// e1 and e2 (see AddGroupNICs), each with a test address of the host's
+// own in 198.51.100.0/24, and no hostname files.
+func IPMPGroupConfig(index int) string {
+	return fmt.Sprintf(`ipmp:
+  hostname_dir: ""
+  groups:
+    - name: g0
+      interfaces:
+        - name: e1
+          test_addresses: [198.51.100.%d/24]
+        - name: e2
+          test_addresses: [198.51.100.%d/24]
+`, 10*index+1, 10*index+2)
+}
+
+// AddGroupNICs plugs e1 and e2 into the host, as ports pNe1 and pNe2 (N
+// its index), with MACs of their own.
+func (h *Host) AddGroupNICs() error {
+	for j, nic := range []string{"e1", "e2"} {
+		if err := h.AddNIC(nic, fmt.Sprintf("p%d%s", h.Index, nic), fmt.Sprintf("02:00:c6:34:%02x:%02x", h.Index, j+1)); err != nil {
+			return err
+		}
 	}
-	runtime.UnlockOSThread()
-	return ferr
+	return nil
 }
 
 // AddNIC gives the host another interface, NAME, on the bridge (its port

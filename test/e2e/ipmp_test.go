@@ -11,14 +11,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/steady-ha/steady/api"
-	"github.com/vishvananda/netns"
 )
 
 // ipmpHostConfig is a test host with multipathing groups read from
@@ -108,21 +106,6 @@ func (c *lineConn) roundTrip(msg string, limit time.Duration) error {
 		return fmt.Errorf("echo %q, want %q", got, msg)
 	}
 	return nil
-}
-
-func dialFrom(ns netns.NsHandle, addr string) (net.Conn, error) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		return nil, err
-	}
-	defer orig.Close()
-	if err := netns.Set(ns); err != nil {
-		return nil, err
-	}
-	defer netns.Set(orig)
-	return net.DialTimeout("tcp4", addr, 5*time.Second)
 }
 
 // A host with two NICs in one group, named by Solaris hostname files,
@@ -237,7 +220,7 @@ func TestIPMPOnHost(t *testing.T) {
 			}()
 		}
 	}()
-	c, err := dialFrom(client, "198.51.100.100:7")
+	c, err := DialFrom(client, "198.51.100.100:7", 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -382,35 +365,6 @@ func TestIPMPOnHost(t *testing.T) {
 	}
 }
 
-// lhHostConfig is a cluster host with group g0 of two NICs (e1, e2),
-// each with a test address of the host's own.
-func lhHostConfig(index int) string {
-	return HostConfig + fmt.Sprintf(`ipmp:
-  hostname_dir: ""
-  arp_interval: 200ms
-  groups:
-    - name: g0
-      interfaces:
-        - name: e1
-          test_addresses: [198.51.100.%d/24]
-        - name: e2
-          test_addresses: [198.51.100.%d/24]
-`, 10*index+1, 10*index+2)
-}
-
-// askService connects from the client namespace and reads the service's
-// answer (its node), "" when it does not answer.
-func askService(ns netns.NsHandle, addr string) string {
-	c, err := dialFrom(ns, addr)
-	if err != nil {
-		return ""
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(time.Second))
-	line, _ := bufio.NewReader(c).ReadString('\n')
-	return strings.Fields(line + " ")[0]
-}
-
 // A logical hostname on group g0 of two hosts (of three), with a service
 // in the same resource group: the address sits on a member of the owner's
 // group, moves within the group when that member's link fails, goes with
@@ -422,14 +376,12 @@ func TestLogicalHostnameFollowsItsGroup(t *testing.T) {
 	n := NewNet(t)
 	var hs []*Host
 	for i := 1; i <= 2; i++ {
-		h := n.AddHost(i, lhHostConfig(i))
+		h := n.AddHost(i, HostConfig+IPMPGroupConfig(i))
 		if err := h.Start(); err != nil {
 			t.Fatal(err)
 		}
-		for j, nic := range []string{"e1", "e2"} {
-			if err := h.AddNIC(nic, fmt.Sprintf("p%d%s", i, nic), fmt.Sprintf("02:00:c6:34:%02x:%02x", i, j+1)); err != nil {
-				t.Fatal(err)
-			}
+		if err := h.AddGroupNICs(); err != nil {
+			t.Fatal(err)
 		}
 		hs = append(hs, h)
 	}
@@ -461,7 +413,7 @@ func TestLogicalHostnameFollowsItsGroup(t *testing.T) {
 	cli(t, n1, "rg", "online", "lh")
 	waitPlaced(t, n2, "lh", "n1", 30*time.Second)
 	service := "198.51.100.200:" + servicePort
-	eventually(t, "the service answering from n1 on the logical hostname", 10*time.Second, func() bool { return askService(client, service) == "n1" })
+	eventually(t, "the service answering from n1 on the logical hostname", 10*time.Second, func() bool { return Ask(client, service, time.Second) == "n1" })
 	first := kernelIface(n1, "198.51.100.200")
 	if first != "e1" && first != "e2" {
 		t.Fatalf("the logical hostname is on %q of n1", first)
@@ -477,7 +429,7 @@ func TestLogicalHostnameFollowsItsGroup(t *testing.T) {
 	}
 	other := map[string]string{"e1": "e2", "e2": "e1"}[first]
 	eventually(t, "the logical hostname on n1's other member", 5*time.Second, func() bool { return kernelIface(n1, "198.51.100.200") == other })
-	eventually(t, "the service answering from n1 again", 5*time.Second, func() bool { return askService(client, service) == "n1" })
+	eventually(t, "the service answering from n1 again", 5*time.Second, func() bool { return Ask(client, service, time.Second) == "n1" })
 	if g := groupOn(t, n2, "lh"); len(g.Primaries) != 1 || g.Primaries[0] != "n1" {
 		t.Errorf("a failure within the group moved the resource group: %+v", g)
 	}
@@ -488,7 +440,7 @@ func TestLogicalHostnameFollowsItsGroup(t *testing.T) {
 	if err := n.SwitchIP("link", "set", "p1"+other, "down"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the service answering from n2 after n1's group failed", 20*time.Second, func() bool { return askService(client, service) == "n2" })
+	eventually(t, "the service answering from n2 after n1's group failed", 20*time.Second, func() bool { return Ask(client, service, time.Second) == "n2" })
 	t.Logf("every NIC of n1's group down: the logical hostname answered from n2 after %v", time.Since(start))
 	if w := kernelIface(n2, "198.51.100.200"); w != "e1" && w != "e2" {
 		t.Errorf("on n2 the address is on %q", w)
@@ -506,7 +458,7 @@ func TestLogicalHostnameFollowsItsGroup(t *testing.T) {
 	if st := ipmpStatus(t, n2); len(st.Addresses) != 1 || !st.Addresses[0].Floating || st.Addresses[0].State != "up" {
 		t.Errorf("n2's addresses after an agent restart: %+v", st.Addresses)
 	}
-	if who := askService(client, service); who != "n2" {
+	if who := Ask(client, service, time.Second); who != "n2" {
 		t.Errorf("after n2's agent restarted the service answers from %q", who)
 	}
 	eventually(t, "n1's group working again", 10*time.Second, func() bool { return ipmpStatus(t, n1).Groups[0].State == "ok" })
@@ -514,7 +466,7 @@ func TestLogicalHostnameFollowsItsGroup(t *testing.T) {
 	// The owner host dies: the address comes up on n1 again.
 	start = time.Now()
 	n2.Kill()
-	eventually(t, "the service answering from n1 on the logical hostname", 20*time.Second, func() bool { return askService(client, service) == "n1" })
+	eventually(t, "the service answering from n1 on the logical hostname", 20*time.Second, func() bool { return Ask(client, service, time.Second) == "n1" })
 	t.Logf("host n2 killed: the logical hostname answered from n1 after %v", time.Since(start))
 	// Taken offline, the group takes its address away.
 	cli(t, n1, "rg", "offline", "lh")
