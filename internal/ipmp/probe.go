@@ -201,11 +201,7 @@ func (c *Core) Probes(now time.Time) []Probe {
 					ps.out = nil
 					continue
 				}
-				if ps.slot.IsZero() {
-					ps.slot = now.Add(time.Duration(c.rnd.Int64N(int64(interval))))
-					ps.nextProbe = ps.slot
-				}
-				if now.Before(ps.nextProbe) {
+				if ps.slot.IsZero() || now.Before(ps.nextProbe) {
 					continue
 				}
 				// At most two in flight: the older one is lost by now.
@@ -386,7 +382,7 @@ func (c *Core) NextWake() time.Time {
 				}
 				ps := &m.ps[f]
 				if ps.slot.IsZero() {
-					continue // before Start
+					continue // before Start, which draws the first slots
 				}
 				soon(ps.nextProbe)
 				for _, p := range ps.out {
